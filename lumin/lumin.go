@@ -1,0 +1,103 @@
+// Package lumin is the client side of Lumin: the OpenID Connect relying-party glue
+// (discovery, authorization request, code exchange, ID token verification, refresh,
+// revocation, RP-initiated logout) and a typed client for Lumin's REST API.
+//
+// It never imports Echo: callers pass context.Context and plain values. The rules it
+// implements are cited as "security.md §N" and "lumin-api.md §N" (see ../shared).
+package lumin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Tokens is one token set from Lumin's token endpoint. It redacts itself in every
+// formatting path so a stray %v or slog attribute never leaks a token (security.md §12.3).
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string // empty when offline_access was not granted (security.md §3.5)
+	IDToken      string // raw ID token, kept only for id_token_hint (security.md §4.10)
+	Expiry       time.Time
+	Scopes       []string // granted scopes as returned by the token endpoint
+}
+
+// String implements fmt.Stringer without revealing any token.
+func (Tokens) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer without revealing any token.
+func (Tokens) GoString() string { return "[redacted]" }
+
+// Format implements fmt.Formatter so every verb (%v, %+v, %#v, %s, %q) is redacted.
+func (Tokens) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
+
+// LogValue implements slog.LogValuer.
+func (Tokens) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// HasScope reports whether scope was granted.
+func (t Tokens) HasScope(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// Identity is who signed in, from the verified ID token. A user is (Issuer, Subject),
+// never the email (security.md §5.1).
+type Identity struct {
+	Issuer   string
+	Subject  string
+	Email    string
+	Name     string
+	AuthTime time.Time
+}
+
+// Key is the stable internal user key "iss|sub" used by the store.
+func (id Identity) Key() string { return id.Issuer + "|" + id.Subject }
+
+// Sentinel errors. Handlers map them to user messages in handlers/errors.go.
+var (
+	// ErrDiscoveryUnavailable means the issuer's discovery document or JWKS could not
+	// be fetched; sign-in answers 503 and discovery is retried lazily (security.md §13.3).
+	ErrDiscoveryUnavailable = errors.New("lumin: discovery unavailable")
+	// ErrIssuerMismatch means discovery's issuer differs from the configured one (security.md §1.2).
+	ErrIssuerMismatch = errors.New("lumin: issuer mismatch")
+	// ErrInvalidGrant means the code or refresh token is dead: start again / reconnect.
+	ErrInvalidGrant = errors.New("lumin: invalid_grant")
+	// ErrClientConfig means invalid_client / unauthorized_client etc.: our configuration is wrong.
+	ErrClientConfig = errors.New("lumin: client configuration rejected")
+	// ErrConcurrentRefresh is Hydra's "multiple concurrent requests" refusal (lumin-api.md §7).
+	ErrConcurrentRefresh = errors.New("lumin: concurrent refresh refused")
+	// ErrUpstream means Lumin failed (5xx, timeout, malformed response).
+	ErrUpstream = errors.New("lumin: upstream unavailable")
+	// ErrIDToken means the ID token failed validation (signature, iss, aud, exp, iat, nonce, at_hash …).
+	ErrIDToken = errors.New("lumin: id token invalid")
+	// ErrNoRefreshToken means the session cannot be refreshed (no offline_access).
+	ErrNoRefreshToken = errors.New("lumin: no refresh token")
+)
+
+// IDTokenError says which ID-token check failed; Reason is a log-safe code such as
+// "nonce_mismatch", "iss", "aud", "azp", "exp", "iat", "sub", "at_hash", "signature".
+// It wraps ErrIDToken.
+type IDTokenError struct {
+	Reason string
+	Err    error
+}
+
+func (e *IDTokenError) Error() string { return "lumin: id token invalid: " + e.Reason }
+
+// Unwrap returns ErrIDToken so errors.Is(err, ErrIDToken) holds.
+func (e *IDTokenError) Unwrap() []error { return []error{ErrIDToken, e.Err} }
+
+// OAuthError is an error response from the token or revocation endpoint (RFC 6749 §5.2).
+// Only Code and Status are ever logged; Description may be shown escaped; error_debug is dropped.
+type OAuthError struct {
+	Status      int
+	Code        string
+	Description string
+}
+
+func (e *OAuthError) Error() string { return fmt.Sprintf("lumin: oauth error %d %s", e.Status, e.Code) }
