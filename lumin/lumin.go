@@ -77,6 +77,37 @@ var (
 	ErrIDToken = errors.New("lumin: id token invalid")
 	// ErrNoRefreshToken means the session cannot be refreshed (no offline_access).
 	ErrNoRefreshToken = errors.New("lumin: no refresh token")
+	// ErrDiscoveryInvalid means the discovery document was fetched but is unacceptable
+	// (no S256 PKCE, no RS256, no client_secret_post, a non-https endpoint …): a
+	// configuration problem at Lumin's side or ours, reported once at start-up
+	// (security.md §1.2, §1.4). Errors wrapping it also wrap ErrDiscoveryUnavailable,
+	// because sign-in cannot start either way.
+	ErrDiscoveryInvalid = errors.New("lumin: discovery document unacceptable")
+	// ErrBadCallback means the callback itself is unacceptable before any token request:
+	// an RFC 9207 iss mismatch or a missing/oversized code (security.md §2.3, §2.4).
+	ErrBadCallback = errors.New("lumin: invalid callback")
+	// ErrTokenRejected is any other OAuth error answer (e.g. invalid_request) from the
+	// token or revocation endpoint: the request failed and is not retried.
+	ErrTokenRejected = errors.New("lumin: token request rejected")
+
+	// ErrReconnect means the REST API still answered 401 after one forced refresh, or
+	// the refresh itself failed: the user must reconnect Lumin (security.md §8.4).
+	ErrReconnect = errors.New("lumin: reconnect required")
+	// ErrResubmit means a non-GET call got 401; the tokens were refreshed but the call is
+	// not replayed automatically (it may send emails): ask the user to submit again
+	// (security.md §8.4, §8.5).
+	ErrResubmit = errors.New("lumin: refreshed, resubmit")
+	// ErrForbidden is REST 403: a missing scope or permission; no refresh (RFC 6750 §3.1).
+	ErrForbidden = errors.New("lumin: forbidden")
+	// ErrNotFound is REST 404: "not found or not accessible".
+	ErrNotFound = errors.New("lumin: not found")
+	// ErrConflict is REST 409, e.g. signature_request_not_approved ("not ready yet").
+	ErrConflict = errors.New("lumin: conflict")
+	// ErrInvalidInput is REST 400/422 (a form error) or input this client refused to
+	// send (bad id shape, empty title …) — no request was made in the latter case.
+	ErrInvalidInput = errors.New("lumin: invalid input")
+	// ErrRateLimited is REST 429; APIError.RetryAfter says how long to wait.
+	ErrRateLimited = errors.New("lumin: rate limited")
 )
 
 // IDTokenError says which ID-token check failed; Reason is a log-safe code such as
@@ -87,6 +118,7 @@ type IDTokenError struct {
 	Err    error
 }
 
+// Error returns the log-safe reason only, never token contents.
 func (e *IDTokenError) Error() string { return "lumin: id token invalid: " + e.Reason }
 
 // Unwrap returns ErrIDToken so errors.Is(err, ErrIDToken) holds.
@@ -94,10 +126,19 @@ func (e *IDTokenError) Unwrap() []error { return []error{ErrIDToken, e.Err} }
 
 // OAuthError is an error response from the token or revocation endpoint (RFC 6749 §5.2).
 // Only Code and Status are ever logged; Description may be shown escaped; error_debug is dropped.
+// It wraps one sentinel (ErrInvalidGrant, ErrClientConfig, ErrConcurrentRefresh,
+// ErrUpstream or ErrTokenRejected) so handlers can use errors.Is.
 type OAuthError struct {
 	Status      int
 	Code        string
 	Description string
+
+	kind error // the sentinel this error maps to
 }
 
+// Error shows status and code only: the description may echo request details and the
+// raw body (error_debug) is never kept (security.md §12.3).
 func (e *OAuthError) Error() string { return fmt.Sprintf("lumin: oauth error %d %s", e.Status, e.Code) }
+
+// Unwrap returns the sentinel the error maps to (nil for a hand-built OAuthError).
+func (e *OAuthError) Unwrap() error { return e.kind }
