@@ -11,10 +11,12 @@
 #
 # Everything but the export line goes to stderr so `eval` sees only that line.
 # Env: PG_PORT (default 54329).
+#      `bash .ci/postgres.sh stop` stops the cluster this script last started.
 set -euo pipefail
 
 port="${PG_PORT:-54329}"
 log() { echo "postgres.sh: $*" >&2; }
+state=/tmp/connectlumin-pg.current
 
 # Debian puts initdb/pg_ctl under /usr/lib/postgresql/<major>/bin, not on PATH.
 find_bin() {
@@ -47,7 +49,16 @@ if [ "$(id -u)" = 0 ]; then
 	run_as=(runuser -u postgres --)
 fi
 
+if [ "${1:-}" = stop ]; then
+	[ -f "$state" ] || exit 0
+	read -r dir <"$state"
+	"${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" stop -m fast >&2 || true
+	rm -rf "$dir" "$state"
+	exit 0
+fi
+
 dir="$(mktemp -d /tmp/connectlumin-pg.XXXXXX)"
+echo "$dir" >"$state"
 chmod 700 "$dir"
 if [ "${#run_as[@]}" -gt 0 ]; then
 	chown postgres: "$dir"

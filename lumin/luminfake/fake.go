@@ -34,6 +34,10 @@ type Client struct {
 	// AuthMethod pins token-endpoint authentication as Hydra does: "client_secret_post"
 	// (Lumin's documented method, the default), "client_secret_basic", or "any".
 	AuthMethod string
+	// PostLogoutRedirectURIs are the exact URIs /oauth2/sessions/logout may send the
+	// browser back to. Lumin's app settings have no such field (lumin-api.md §2, §9), so
+	// the realistic value is none: a post_logout_redirect_uri is then an error.
+	PostLogoutRedirectURIs []string
 }
 
 // User is a seeded sandbox user.
@@ -42,6 +46,9 @@ type User struct {
 	Subject string // OIDC sub
 	Email   string
 	Name    string
+	// Description is a one-line hint shown on the sandbox sign-in page, e.g. what
+	// signature requests the user has.
+	Description string
 }
 
 // Options configures a Fake. Zero values get the documented defaults.
@@ -140,6 +147,14 @@ type Fake struct {
 	requests map[string]*sigRequest   // by signature_request_id
 	reminds  map[string]int           // "id|email|yyyy-mm-dd" → reminders sent (10 per day)
 	events   chan webhookJob          // webhook queue
+
+	clients   map[string]*Client         // by client_id (RegisterClient)
+	pending   map[string]*pendingConsent // sign-in/consent pages awaiting a POST, by id
+	closeOnce sync.Once
+
+	// sandbox is the REST/signer/webhook half's background state (timers, webhook workers,
+	// delivery log); its zero value is ready, and it is guarded by mu (see webhooks.go).
+	sandbox sandboxState
 }
 
 type signingKey struct {
@@ -158,6 +173,8 @@ type grant struct {
 	authTime time.Time
 	sid      string
 	revoked  bool
+	// requestedAt is when the authorization request arrived (the ID token's rat).
+	requestedAt time.Time
 }
 
 type authCode struct {
@@ -199,27 +216,88 @@ type webhookJob struct {
 // status, Grace has none.
 func DefaultUsers() []User {
 	return []User{
-		{ID: "65a1f0c2e4b0a1b2c3d4e5f6", Subject: "65a1f0c2e4b0a1b2c3d4e5f6", Email: "ada@sandbox.lumin.test", Name: "Ada Lovelace"},
-		{ID: "65a1f0c2e4b0a1b2c3d4e5f7", Subject: "65a1f0c2e4b0a1b2c3d4e5f7", Email: "grace@sandbox.lumin.test", Name: "Grace Hopper"},
+		{ID: "65a1f0c2e4b0a1b2c3d4e5f6", Subject: "65a1f0c2e4b0a1b2c3d4e5f6", Email: "ada@sandbox.lumin.test", Name: "Ada Lovelace",
+			Description: "Has signature requests in every status"},
+		{ID: "65a1f0c2e4b0a1b2c3d4e5f7", Subject: "65a1f0c2e4b0a1b2c3d4e5f7", Email: "grace@sandbox.lumin.test", Name: "Grace Hopper",
+			Description: "Has no signature requests yet"},
 	}
 }
 
 // New builds a sandbox from opts (see Options for defaults). It generates RSA keys,
 // seeds users and their signature requests, and starts the webhook sender.
 // Call Close to stop background work.
-func New(opts Options) *Fake { panic("TODO: oauth.go helper") }
+func New(opts Options) *Fake {
+	if opts.Issuer == "" {
+		opts.Issuer = "http://127.0.0.1:4444" // Hydra's public port; NewServer sets the real one
+	}
+	if opts.Users == nil {
+		opts.Users = DefaultUsers()
+	} else {
+		opts.Users = append([]User(nil), opts.Users...)
+	}
+	setDefault(&opts.AccessTokenTTL, time.Hour)      // lumin-api.md §6
+	setDefault(&opts.RefreshTokenTTL, 720*time.Hour) // Hydra default
+	setDefault(&opts.IDTokenTTL, time.Hour)          // Hydra default
+	setDefault(&opts.CodeTTL, 10*time.Minute)        // Hydra default
+	setDefault(&opts.ProcessingDelay, time.Second)   // see Options
+	if opts.WebhookRetries == nil {
+		opts.WebhookRetries = []time.Duration{100 * time.Millisecond, 300 * time.Millisecond,
+			900 * time.Millisecond, 2700 * time.Millisecond, 8100 * time.Millisecond, 24300 * time.Millisecond}
+	}
+	if opts.WebhookClient == nil {
+		// Lumin waits 30 s for a 200, and only a direct 200 counts: a redirect is not
+		// followed (the strict reading of lumin-api.md §21).
+		opts.WebhookClient = &http.Client{
+			Timeout:       30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	f := &Fake{
+		opts:     opts,
+		now:      now,
+		mux:      http.NewServeMux(),
+		keys:     []*signingKey{newSigningKey()},
+		codes:    map[string]*authCode{},
+		access:   map[string]*accessToken{},
+		refresh:  map[string]*refreshToken{},
+		logins:   map[string]*loginSession{},
+		requests: map[string]*sigRequest{},
+		reminds:  map[string]int{},
+		events:   make(chan webhookJob, 1024),
+		clients:  map[string]*Client{},
+		pending:  map[string]*pendingConsent{},
+	}
+	for _, c := range opts.Clients {
+		f.RegisterClient(c)
+	}
+	f.registerOAuth(f.mux)
+	f.registerAPI(f.mux)
+	f.seed()
+	f.startWebhooks()
+	return f
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
 
 // ServeHTTP implements http.Handler.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
 // Close stops the webhook sender and timers.
-func (f *Fake) Close() { panic("TODO") }
+func (f *Fake) Close() { f.closeOnce.Do(f.stopWebhooks) }
 
 // Issuer returns the exact issuer string.
 func (f *Fake) Issuer() string { return f.opts.Issuer }
 
 // APIURL returns the REST API base, Issuer + "/v1".
-func (f *Fake) APIURL() string { return f.opts.Issuer + "/v1" }
+func (f *Fake) APIURL() string { return f.endpoint("/v1") }
 
 // Users returns the seeded users.
 func (f *Fake) Users() []User { return append([]User(nil), f.opts.Users...) }
@@ -235,15 +313,55 @@ func (f *Fake) Requests() []LoggedRequest {
 }
 
 // RegisterClient adds (or replaces) a client, e.g. the app's redirect URI in sandbox mode.
-func (f *Fake) RegisterClient(c Client) { panic("TODO") }
+// Zero fields get defaults: AuthMethod "client_secret_post" (Lumin's documented method),
+// Name the client ID, Scopes every scope Lumin lists (lumin-api.md §13).
+func (f *Fake) RegisterClient(c Client) {
+	if c.AuthMethod == "" {
+		c.AuthMethod = authMethodPost
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if c.Scopes == nil {
+		c.Scopes = supportedScopes
+	}
+	c.RedirectURIs = append([]string(nil), c.RedirectURIs...)
+	c.Scopes = append([]string(nil), c.Scopes...)
+	c.PostLogoutRedirectURIs = append([]string(nil), c.PostLogoutRedirectURIs...)
+	f.mu.Lock()
+	f.clients[c.ID] = &c
+	f.mu.Unlock()
+}
 
 // RotateKeys adds a new signing key (published first, used for new ID tokens) and keeps
 // the old ones in the JWKS.
-func (f *Fake) RotateKeys() { panic("TODO") }
+func (f *Fake) RotateKeys() {
+	k := newSigningKey() // outside the lock: RSA generation takes tens of milliseconds
+	f.mu.Lock()
+	f.keys = append([]*signingKey{k}, f.keys...)
+	f.mu.Unlock()
+}
 
 // RevokeUserGrants revokes every grant (all tokens) of the user with that email, as if
 // the user removed the app in Lumin ("revoked grant" fault).
-func (f *Fake) RevokeUserGrants(email string) { panic("TODO") }
+func (f *Fake) RevokeUserGrants(email string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	revoke := func(g *grant) {
+		if strings.EqualFold(g.user.Email, email) {
+			g.revoked = true
+		}
+	}
+	for _, c := range f.codes {
+		revoke(c.grant)
+	}
+	for _, t := range f.access {
+		revoke(t.grant)
+	}
+	for _, t := range f.refresh {
+		revoke(t.grant)
+	}
+}
 
 // Server is a Fake listening on a loopback port.
 type Server struct {
@@ -255,10 +373,40 @@ type Server struct {
 
 // NewServer listens on 127.0.0.1:0 (or opts.Issuer's host:port if set), sets
 // opts.Issuer to the listening URL and serves the fake.
-func NewServer(opts Options) (*Server, error) { panic("TODO") }
+// An Issuer without an explicit port (e.g. the production URL) is replaced.
+func NewServer(opts Options) (*Server, error) {
+	addr := "127.0.0.1:0"
+	keepIssuer := false
+	if opts.Issuer != "" {
+		if u, err := url.Parse(opts.Issuer); err == nil && u.Port() != "" {
+			addr, keepIssuer = u.Host, true
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if !keepIssuer {
+		opts.Issuer = "http://" + ln.Addr().String()
+	}
+	f := New(opts)
+	s := &Server{
+		Fake: f,
+		URL:  opts.Issuer,
+		ln:   ln,
+		// Timeouts so a stuck test client cannot pin a goroutine forever.
+		srv: &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute},
+	}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
 
 // Close shuts the server and the fake down.
-func (s *Server) Close() error { panic("TODO") }
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	s.Fake.Close()
+	return err
+}
 
 // --- small shared helpers -------------------------------------------------------
 
@@ -310,6 +458,8 @@ type sigRequest struct {
 	viewers     []string
 	file        []byte // the uploaded or generated PDF
 	fromAPI     bool   // cancel is reportedly only for API-created requests
+	useTextTags bool
+	links       map[string]fileLink // signed file URLs by hashToken(token) (api.go)
 }
 
 type sigSigner struct {
@@ -318,7 +468,10 @@ type sigSigner struct {
 	group      int
 	status     string // NEED_TO_SIGN, WAITING_FOR_OTHERS, APPROVED, REJECTED
 	isApproved bool
-	token      string // sandbox signer-page secret
+	token      string    // sandbox signer-page secret
+	viewed     bool      // signature_request_viewed already sent
+	signedAt   time.Time // when the signer signed or declined
+	formTokens []string  // recent anti-CSRF tokens of the signer page (signer.go)
 }
 
 // bearer authenticates a REST call (RFC 6750 §2.1): the access token must exist, be
