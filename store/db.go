@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	// Drivers: "pgx" (PostgreSQL, database/sql adapter of pgx v5) and "sqlite" (modernc,
@@ -57,6 +60,12 @@ type TrackedRequest struct {
 	CheckedAt time.Time // last successful GET from Lumin
 }
 
+// listPage is a cached List result.
+type listPage struct {
+	rows  []TrackedRequest
+	total int
+}
+
 // ListFilter selects a page of a user's requests, newest first.
 type ListFilter struct {
 	Status string // "" = all
@@ -91,9 +100,11 @@ type WebhookEvent struct {
 // DB is the database of tracked signature requests. Every write is committed before it
 // returns (nothing lost: the response may then say it happened).
 type DB struct {
-	sql *sql.DB
-	pg  bool
-	now func() time.Time // wall clock; tests replace it
+	sql   *sql.DB
+	pg    bool
+	stmts sync.Map         // query text → *sql.Stmt (see prepared)
+	reads readCache        // hot reads between writes (cache.go)
+	now   func() time.Time // wall clock; tests replace it
 }
 
 //go:embed migrations/*.sql
@@ -191,7 +202,48 @@ func openPostgres(url string) (*DB, error) {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.stmts.Range(func(_, v any) bool { _ = v.(*sql.Stmt).Close(); return true })
+	return db.sql.Close()
+}
+
+// prepared returns the cached prepared statement for query (written with ? placeholders).
+// Parsing SQL on every call was ~40 % of a dashboard view with SQLite (BenchmarkDashboard
+// with a database); database/sql re-prepares a cached Stmt on each pooled connection as
+// needed. Only the fixed query texts of this file are passed in, so the cache is bounded.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.sql.PrepareContext(ctx, db.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// query runs a read through the statement cache.
+func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow runs a one-row read through the statement cache; a preparation error comes
+// back from Scan, like any other query error.
+func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := db.prepared(ctx, query)
+	if err != nil {
+		return db.sql.QueryRowContext(ctx, db.q(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
 
 // Ping checks the database answers (a readiness probe may use it).
 func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
@@ -333,6 +385,7 @@ func forwardSQL(tbl string) string {
 // never erase stored ones. CreatedAt and Source are kept from the first write (unless
 // unknown then), CheckedAt only moves forward.
 func (db *DB) Upsert(ctx context.Context, r TrackedRequest) error {
+	defer db.reads.invalidate() // after the commit: no cached read predates it
 	if r.UserKey == "" || r.ID == "" {
 		return errors.New("store: upsert: user key and id required")
 	}
@@ -389,7 +442,7 @@ func scanRequest(s scanner) (TrackedRequest, error) {
 
 // Get returns one of userKey's requests or ErrNotFound.
 func (db *DB) Get(ctx context.Context, userKey, id string) (TrackedRequest, error) {
-	row := db.sql.QueryRowContext(ctx, db.q("SELECT "+requestColumns+" FROM tracked_requests WHERE user_key = ? AND id = ?"), userKey, id)
+	row := db.queryRow(ctx, "SELECT "+requestColumns+" FROM tracked_requests WHERE user_key = ? AND id = ?", userKey, id)
 	r, err := scanRequest(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return TrackedRequest{}, ErrNotFound
@@ -409,6 +462,12 @@ func (db *DB) List(ctx context.Context, userKey string, f ListFilter) ([]Tracked
 	}
 	limit = min(limit, MaxListLimit)
 	offset = max(offset, 0)
+	key := fmt.Sprintf("list\x00%s\x00%s\x00%d\x00%d", userKey, f.Status, limit, offset)
+	if v, ok := db.reads.get(key); ok {
+		p := v.(listPage)
+		return slices.Clone(p.rows), p.total, nil
+	}
+	gen := db.reads.gen.Load()
 	where := " WHERE user_key = ?"
 	args := []any{userKey}
 	if f.Status != "" {
@@ -416,11 +475,11 @@ func (db *DB) List(ctx context.Context, userKey string, f ListFilter) ([]Tracked
 		args = append(args, f.Status)
 	}
 	var total int
-	if err := db.sql.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM tracked_requests"+where), args...).Scan(&total); err != nil {
+	if err := db.queryRow(ctx, "SELECT COUNT(*) FROM tracked_requests"+where, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("store: list: %w", err)
 	}
-	rows, err := db.sql.QueryContext(ctx, db.q("SELECT "+requestColumns+" FROM tracked_requests"+where+
-		" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"), append(args, limit, offset)...)
+	rows, err := db.query(ctx, "SELECT "+requestColumns+" FROM tracked_requests"+where+
+		" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", append(args, limit, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list: %w", err)
 	}
@@ -436,12 +495,18 @@ func (db *DB) List(ctx context.Context, userKey string, f ListFilter) ([]Tracked
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("store: list: %w", err)
 	}
+	db.reads.put(key, gen, listPage{rows: slices.Clone(out), total: total})
 	return out, total, nil
 }
 
 // Counts returns userKey's request counts by status.
 func (db *DB) Counts(ctx context.Context, userKey string) (map[string]int, error) {
-	rows, err := db.sql.QueryContext(ctx, db.q("SELECT status, COUNT(*) FROM tracked_requests WHERE user_key = ? GROUP BY status"), userKey)
+	key := "counts\x00" + userKey
+	if v, ok := db.reads.get(key); ok {
+		return maps.Clone(v.(map[string]int)), nil
+	}
+	gen := db.reads.gen.Load()
+	rows, err := db.query(ctx, "SELECT status, COUNT(*) FROM tracked_requests WHERE user_key = ? GROUP BY status", userKey)
 	if err != nil {
 		return nil, fmt.Errorf("store: counts: %w", err)
 	}
@@ -460,6 +525,7 @@ func (db *DB) Counts(ctx context.Context, userKey string) (map[string]int, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: counts: %w", err)
 	}
+	db.reads.put(key, gen, maps.Clone(counts))
 	return counts, nil
 }
 
@@ -489,6 +555,7 @@ func normalizeEmails(in []string) []string {
 // "Backwards" is judged by the payload's updated_at, or event_time when it has none
 // (security.md §11.5), with the same rule as Upsert. An empty Status updates nothing.
 func (db *DB) RecordWebhook(ctx context.Context, ev WebhookEvent) (duplicate bool, err error) {
+	defer db.reads.invalidate() // after the commit: no cached read predates it
 	if ev.EventType == "" || ev.RequestID == "" || ev.EventTime.IsZero() {
 		return false, errors.New("store: webhook: event type, request id and event time required")
 	}
@@ -596,6 +663,7 @@ func (db *DB) Candidates(ctx context.Context, userKey, email string, limit int) 
 // CandidateChecked records that userKey's token was tried on id (found or not), so it
 // is not tried again.
 func (db *DB) CandidateChecked(ctx context.Context, userKey, id string) error {
+	defer db.reads.invalidate() // after the commit: no cached read predates it
 	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO candidate_checks (user_key, request_id, checked_at) VALUES (?, ?, ?)
 		ON CONFLICT (user_key, request_id) DO UPDATE SET checked_at = excluded.checked_at`), userKey, id, ms(db.now()))
 	if err != nil {
@@ -607,6 +675,7 @@ func (db *DB) CandidateChecked(ctx context.Context, userKey, id string) error {
 // DenySession records a logged-out session id until its absolute expiry (security.md §6.3.3).
 // Denying again never shortens an earlier entry.
 func (db *DB) DenySession(ctx context.Context, sessionID string, until time.Time) error {
+	defer db.reads.invalidate() // after the commit: no cached read predates it
 	if sessionID == "" {
 		return errors.New("store: deny session: empty id")
 	}
@@ -623,19 +692,29 @@ func (db *DB) DenySession(ctx context.Context, sessionID string, until time.Time
 // SessionDenied reports whether sessionID was logged out.
 // An entry past its time is ignored (the session's absolute lifetime ended anyway).
 func (db *DB) SessionDenied(ctx context.Context, sessionID string) (bool, error) {
-	var n int
-	err := db.sql.QueryRowContext(ctx, db.q("SELECT COUNT(*) FROM session_denylist WHERE session_id = ? AND denied_until > ?"),
-		sessionID, ms(db.now())).Scan(&n)
+	// The cache holds the entry's denied_until (0: none), compared with the clock on
+	// every call, so a cached answer expires exactly when the stored one would.
+	key := "denied\x00" + sessionID
+	now := ms(db.now())
+	if v, ok := db.reads.get(key); ok {
+		return v.(int64) > now, nil
+	}
+	gen := db.reads.gen.Load()
+	var until int64
+	err := db.queryRow(ctx, "SELECT COALESCE(MAX(denied_until), 0) FROM session_denylist WHERE session_id = ?",
+		sessionID).Scan(&until)
 	if err != nil {
 		return false, fmt.Errorf("store: session denied: %w", err)
 	}
-	return n > 0, nil
+	db.reads.put(key, gen, until)
+	return until > now, nil
 }
 
 // PurgeExpired deletes webhook idempotency keys older than WebhookRetention (both by
 // event_time and by when we received them, so a key is never dropped while Lumin may still
 // retry it, security.md §11.4) and denylist entries past their time. Run it periodically.
 func (db *DB) PurgeExpired(ctx context.Context, now time.Time) error {
+	defer db.reads.invalidate() // after the commit: no cached read predates it
 	cutoff := ms(now.Add(-WebhookRetention))
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {

@@ -657,3 +657,38 @@ func TestSplitSQLAndRebind(t *testing.T) {
 		t.Errorf("sqlite rebind: got %q", got)
 	}
 }
+
+// TestReadCacheSeesOwnWrites: the read cache (cache.go) must never hide a write made
+// through the same DB — each read below is first cached, then a write must show at once.
+func TestReadCacheSeesOwnWrites(t *testing.T) {
+	db, _ := openTestSQLite(t)
+	ctx := context.Background()
+	const user = "iss|sub"
+
+	if n, _ := db.Counts(ctx, user); len(n) != 0 {
+		t.Fatalf("Counts before any write: got %v, want empty", n)
+	}
+	if _, total, _ := db.List(ctx, user, ListFilter{}); total != 0 {
+		t.Fatalf("List before any write: got %d, want 0", total)
+	}
+	if denied, _ := db.SessionDenied(ctx, "sid"); denied {
+		t.Fatal("SessionDenied before DenySession: got true")
+	}
+
+	now := time.Now()
+	if err := db.Upsert(ctx, TrackedRequest{UserKey: user, ID: "r1", Title: "NDA", Status: "NEED_TO_SIGN", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DenySession(ctx, "sid", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.Counts(ctx, user); n["NEED_TO_SIGN"] != 1 {
+		t.Errorf("Counts after Upsert: got %v, want NEED_TO_SIGN:1", n)
+	}
+	if rows, total, _ := db.List(ctx, user, ListFilter{}); total != 1 || len(rows) != 1 {
+		t.Errorf("List after Upsert: got %d rows of %d, want 1 of 1", len(rows), total)
+	}
+	if denied, _ := db.SessionDenied(ctx, "sid"); !denied {
+		t.Error("SessionDenied right after DenySession: got false, want true")
+	}
+}

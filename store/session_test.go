@@ -893,3 +893,34 @@ func FuzzTakeTx(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodedCacheKeepsEveryCheck: a cookie served from the decoded cache must still go
+// through every lifetime check, and a modified copy of a cached cookie must never hit.
+func TestDecodedCacheKeepsEveryCheck(t *testing.T) {
+	clock := newTestClock()
+	s := newTestSessions(t, false, clock)
+	in := &Session{ID: NewSessionID(), UserKey: "iss|sub", CreatedAt: clock.Now(), AccessToken: "ory_at_x", Scopes: []string{"openid"}}
+	_, c := mustSave(t, s, in)
+
+	for i := range 2 { // the second load is a cache hit
+		got := s.Load(httptest.NewRecorder(), requestWith(c))
+		if got == nil || got.ID != in.ID {
+			t.Fatalf("load %d: got %v, want the session", i, got)
+		}
+		got.Scopes[0] = "mutated" // callers own their copy
+	}
+	if got := s.Load(httptest.NewRecorder(), requestWith(c)); got.Scopes[0] != "openid" {
+		t.Errorf("Scopes after a caller's mutation: got %q, want openid", got.Scopes[0])
+	}
+
+	tampered := *c
+	tampered.Value = c.Value[:len(c.Value)-2] + "AA"
+	if got := s.Load(httptest.NewRecorder(), requestWith(&tampered)); got != nil {
+		t.Error("tampered copy of a cached cookie: got a session, want nil")
+	}
+
+	clock.Advance(s.idle + time.Second) // cached, but idle by cfg.Now
+	if got := s.Load(httptest.NewRecorder(), requestWith(c)); got != nil {
+		t.Error("idle-expired cookie served from the cache: got a session, want nil")
+	}
+}
