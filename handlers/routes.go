@@ -1,0 +1,56 @@
+package handlers
+
+// routes registers every route and middleware; this is the whole map of the app
+// (design.md routes table).
+func (s *Server) routes() {
+	e := s.e
+
+	// Order matters (pagoda's order): recover outermost so a panic anywhere becomes the
+	// error page; request id before the logger so every line carries it; headers before
+	// anything writes; body limit before CSRF reads the form; the session last, once.
+	e.Use(
+		s.recoverer(),
+		s.requestID,
+		s.requestLogger(),
+		s.securityHeaders,
+		s.bodyLimit,
+		s.csrf(),
+		s.loadSession,
+	)
+
+	// Per-route body limits; every other route gets defaultBodyLimit (64 KiB forms).
+	// None is unlimited (security.md §10 "Server").
+	s.bodyLimits = map[string]int64{
+		"POST /webhooks/lumin": 1 << 20,       // security.md §11.2
+		"POST /requests":       sendBodyLimit, // PDF upload ≤ 20 MiB + form (issue 5, security.md §8.6)
+	}
+
+	e.GET("/", s.handleHome)
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/static/*", s.handleStatic)
+
+	e.GET("/auth/connect", s.handleConnect)
+	e.GET("/auth/callback", s.handleCallback)
+	e.POST("/auth/logout", s.handleLogout)         // CSRF-protected (security.md §9.1)
+	e.POST("/auth/disconnect", s.handleDisconnect) // CSRF-protected (security.md §9.1)
+	e.GET("/disconnected", s.handleDisconnected)
+
+	e.GET("/dashboard", s.handleDashboard, s.requireConnected)
+
+	// Signature requests (issue 5, requests.go). Every POST is behind the CSRF middleware.
+	// Use per-route middleware, not e.Group("", …): an Echo group with middleware
+	// registers catch-all routes that would turn every 404 into its middleware's answer.
+	e.GET("/requests", s.handleRequestsList, s.requireConnected)
+	e.GET("/requests/new", s.handleRequestsNew, s.requireConnected)
+	e.POST("/requests", s.handleRequestsSend, s.requireConnected)
+	e.POST("/requests/track", s.handleRequestsTrack, s.requireConnected)
+	e.GET("/requests/:id", s.handleRequestDetail, s.requireConnected)
+	e.POST("/requests/:id/cancel", s.handleRequestCancel, s.requireConnected)
+	e.POST("/requests/:id/remind", s.handleRequestRemind, s.requireConnected)
+	e.POST("/requests/:id/expiry", s.handleRequestExpiry, s.requireConnected)
+	e.GET("/requests/:id/file", s.handleRequestFile, s.requireConnected)
+
+	// Lumin app webhooks (webhooks.go): CSRF-skipped and session-free, HMAC instead
+	// (security.md §11); 404 without LUMIN_WEBHOOK_SECRET.
+	e.POST("/webhooks/lumin", s.handleWebhook)
+}

@@ -1,0 +1,253 @@
+// Command connect-lumin is the Connect Lumin web app: `go run .` starts it against the
+// built-in Lumin sandbox; with LUMIN_CLIENT_ID (and its secret) set it talks to Lumin.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/connectlumin/app/handlers"
+	"github.com/connectlumin/app/lumin"
+	"github.com/connectlumin/app/lumin/luminfake"
+	"github.com/connectlumin/app/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; main only adds signals and the exit code. It returns when
+// ctx is done (after a graceful shutdown) or on a start-up error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	configPath := fs.String("config", "", "path to config.yaml (default: ./config.yaml if present)")
+	sandbox := fs.Bool("sandbox", false, "use the built-in Lumin sandbox even if LUMIN_CLIENT_ID is set")
+	if err := fs.Parse(args[1:]); err != nil {
+		return &ConfigError{Problems: []string{err.Error()}}
+	}
+	path, optional := *configPath, false
+	if path == "" {
+		path, optional = "config.yaml", true
+	}
+	cfg, err := loadConfig(path, optional, getenv)
+	if err != nil {
+		return err
+	}
+	cfg.SandboxMode = *sandbox || cfg.Lumin.ClientID == ""
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger := newLogger(cfg.Log, stdout)
+
+	var fake *luminfake.Server
+	if cfg.SandboxMode {
+		if fake, err = startSandbox(&cfg); err != nil {
+			return err
+		}
+		defer fake.Close()
+	}
+
+	rp, err := lumin.NewRP(lumin.Config{
+		Issuer: cfg.Lumin.Issuer, ClientID: cfg.Lumin.ClientID, ClientSecret: cfg.ClientSecret,
+		RedirectURL: cfg.RedirectURL(), Scopes: cfg.ScopeList(), Leeway: cfg.Lumin.IDTokenLeeway, Logger: logger,
+	})
+	if err != nil {
+		return &ConfigError{Problems: []string{err.Error()}}
+	}
+	api, err := lumin.NewAPI(cfg.Lumin.APIURL, nil)
+	if err != nil {
+		return &ConfigError{Problems: []string{err.Error()}}
+	}
+	if !cfg.SandboxMode {
+		warn := func(s string) { fmt.Fprintln(stdout, s) }
+		if err := doctor(ctx, cfg, rp, lumin.NewHTTPClient(10*time.Second), time.Now, warn); err != nil {
+			return err
+		}
+	}
+
+	keys := make([][]byte, len(cfg.SessionKeys))
+	for i, k := range cfg.SessionKeys {
+		keys[i] = []byte(k)
+	}
+	sessions, err := store.NewSessions(store.CookieConfig{
+		Keys: keys, Secure: cfg.HTTPS(), IdleTimeout: cfg.Session.IdleTimeout, AbsoluteTimeout: cfg.Session.AbsoluteTimeout,
+	})
+	if err != nil {
+		return &ConfigError{Problems: []string{err.Error()}}
+	}
+	if err := ensureSQLiteDir(cfg.Database.URL); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.Database.URL)
+	if err != nil {
+		return fmt.Errorf("opening the database: %w", err)
+	}
+	defer db.Close()
+
+	srv, err := handlers.New(handlers.Deps{
+		BaseURL: cfg.App.BaseURL, Issuer: cfg.Lumin.Issuer, Sandbox: cfg.SandboxMode, SandboxURL: sandboxURL(fake),
+		RP: rp, API: api, Sessions: sessions, DB: db,
+		TrustedProxies: cfg.trustedProxies(), WebhookSecret: []byte(cfg.WebhookSecret), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, srv.Handler(), fake, stdout)
+}
+
+// serve listens first (so the printed address is real), then serves until ctx is done
+// and shuts down gracefully. Timeouts per security.md §10 "Server".
+func serve(ctx context.Context, cfg Config, h http.Handler, fake *luminfake.Server, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", cfg.App.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.App.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // above the outbound budget (security.md §13)
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	fmt.Fprintf(stdout, "Connect Lumin listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "Open %s\n", cfg.App.BaseURL)
+	if fake != nil {
+		fmt.Fprintf(stdout, "Lumin sandbox at %s — sign in as any of these test users:\n", fake.URL)
+		for _, u := range fake.Users() {
+			fmt.Fprintf(stdout, "  %s <%s>\n", u.Name, u.Email)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// startSandbox serves luminfake on a loopback port, registers this app as its client and
+// points the configuration at it (issue 3 "Sandbox mode in the app"). Secrets it needs are
+// random per run (security.md §6.1.2: GenerateRandomKey-style keys only in sandbox mode).
+func startSandbox(cfg *Config) (*luminfake.Server, error) {
+	secret := randomSecret()
+	if cfg.WebhookSecret == "" {
+		cfg.WebhookSecret = randomSecret()
+	}
+	if len(cfg.SessionKeys) == 0 {
+		cfg.SessionKeys = []string{randomSecret()}
+	}
+	fake, err := luminfake.NewServer(luminfake.Options{
+		Clients: []luminfake.Client{{
+			ID:           "connect-lumin-sandbox",
+			Secret:       secret,
+			Name:         "Connect Lumin (sandbox)",
+			RedirectURIs: []string{cfg.RedirectURL()},
+			Scopes:       sandboxScopes(cfg.ScopeList()),
+			AuthMethod:   "client_secret_post",
+		}},
+		ProcessingDelay: cfg.Sandbox.ProcessingDelay,
+		AutoSignAfter:   cfg.Sandbox.AutoSignAfter,
+		WebhookURL:      cfg.App.BaseURL + "/webhooks/lumin",
+		WebhookSecret:   cfg.WebhookSecret,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the Lumin sandbox: %w", err)
+	}
+	cfg.Lumin.ClientID, cfg.ClientSecret = "connect-lumin-sandbox", secret
+	cfg.Lumin.Issuer, cfg.Lumin.APIURL = fake.Issuer(), fake.APIURL()
+	return fake, nil
+}
+
+// sandboxScopes is what the sandbox app registration allows: the default scopes, the
+// configured ones, and read-only requests plus templates so every feature can be tried.
+func sandboxScopes(configured []string) []string {
+	out := strings.Fields(defaultConfig().Lumin.Scopes)
+	for _, s := range append(configured, "sign:requests.read", "templates") {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func sandboxURL(f *luminfake.Server) string {
+	if f == nil {
+		return ""
+	}
+	return f.URL
+}
+
+// randomSecret is 32 bytes from crypto/rand, base64url (43 characters ≥ 32 bytes).
+func randomSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ensureSQLiteDir creates the directory of a sqlite: path so `go run .` works from a
+// fresh clone (data/ is not committed).
+func ensureSQLiteDir(dsn string) error {
+	p, ok := strings.CutPrefix(dsn, "sqlite:")
+	if !ok || p == "" || strings.HasPrefix(p, ":memory:") || strings.HasPrefix(p, "file::memory:") {
+		return nil
+	}
+	p, _, _ = strings.Cut(strings.TrimPrefix(p, "file:"), "?")
+	if i := strings.LastIndex(p, "/"); i > 0 {
+		return os.MkdirAll(p[:i], 0o700)
+	}
+	return nil
+}
+
+func newLogger(lc LogConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.Level(logLevels[strings.ToLower(lc.Level)])}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// trustedProxies parses the validated CIDRs.
+func (c Config) trustedProxies() []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range c.App.TrustedProxies {
+		if _, n, err := net.ParseCIDR(s); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
