@@ -26,8 +26,13 @@ const (
 	// at most this much before the page renders from the store with stale badges.
 	refreshPerCall = 5 * time.Second
 	refreshBatch   = 8 * time.Second
-	// candidatesPerView bounds the webhook-learned ids tried per list view (§11.6).
-	candidatesPerView = 5
+	// candidatesPerView bounds the webhook-learned ids tried per list view (security.md
+	// §11.6, lumin-api.md §16.4). One page's worth, so a user who just connected sees a
+	// page of requests Lumin told us about on the first visit, not five per reload. They
+	// join the page's own refresh in fetchAll (same concurrency, per-call and batch
+	// deadlines), so the cost is about one more upstream round trip, and the bound keeps
+	// a view far below lumin-api.md §19's 3000 GETs / 30 min.
+	candidatesPerView = pageSize
 )
 
 // listRefreshConcurrency is refreshConcurrency, a variable only so the benchmark can

@@ -371,6 +371,17 @@ func (s *Server) loadRequestsSummary(ctx context.Context, sess *store.Session) (
 	if err != nil {
 		return sum, err
 	}
+	if len(counts) == 0 {
+		// Nothing stored yet, but webhooks may have named requests that are this user's
+		// (lumin-api.md §16.4). Only the list page checks them with the user's token: the
+		// dashboard makes no upstream call, it just says so, from the (cached) store.
+		has, err := s.db.HasCandidates(ctx, sess.UserKey)
+		if err != nil {
+			s.log.Warn("candidates lookup failed", "err", err)
+		}
+		sum.Checking = has
+		return sum, nil
+	}
 	for _, st := range knownStatuses {
 		if n := counts[st]; n > 0 {
 			sum.Counts = append(sum.Counts, views.StatusCount{Status: st, Count: n})

@@ -637,8 +637,7 @@ func (db *DB) Candidates(ctx context.Context, userKey, email string, limit int) 
 	limit = min(limit, maxCandidates)
 	email = strings.ToLower(strings.TrimSpace(email))
 	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.request_id FROM candidates c
-		WHERE NOT EXISTS (SELECT 1 FROM tracked_requests t WHERE t.user_key = ? AND t.id = c.request_id)
-		AND NOT EXISTS (SELECT 1 FROM candidate_checks k WHERE k.user_key = ? AND k.request_id = c.request_id)
+		WHERE `+candidateOpen+`
 		ORDER BY CASE WHEN EXISTS (SELECT 1 FROM candidate_signers s WHERE s.request_id = c.request_id AND s.email = ?)
 			THEN 0 ELSE 1 END, c.updated_at DESC, c.created_at DESC, c.request_id
 		LIMIT ?`), userKey, userKey, email, limit)
@@ -658,6 +657,31 @@ func (db *DB) Candidates(ctx context.Context, userKey, email string, limit int) 
 		return nil, fmt.Errorf("store: candidates: %w", err)
 	}
 	return ids, nil
+}
+
+// candidateOpen selects the candidates c that a user (bound twice, as user_key) neither
+// tracks nor has checked: the set Candidates offers and HasCandidates tests.
+const candidateOpen = `NOT EXISTS (SELECT 1 FROM tracked_requests t WHERE t.user_key = ? AND t.id = c.request_id)
+		AND NOT EXISTS (SELECT 1 FROM candidate_checks k WHERE k.user_key = ? AND k.request_id = c.request_id)`
+
+// HasCandidates reports whether Candidates would offer userKey anything, i.e. whether
+// webhooks told us of requests this user has not checked yet. It lets the dashboard say
+// so without calling Lumin; like Counts it is served from the read cache between writes
+// (RecordWebhook, Upsert and CandidateChecked invalidate it), so repeat views cost no
+// query.
+func (db *DB) HasCandidates(ctx context.Context, userKey string) (bool, error) {
+	key := "hascand\x00" + userKey
+	if v, ok := db.reads.get(key); ok {
+		return v.(bool), nil
+	}
+	gen := db.reads.gen.Load()
+	var has bool
+	if err := db.queryRow(ctx, "SELECT EXISTS (SELECT 1 FROM candidates c WHERE "+candidateOpen+")",
+		userKey, userKey).Scan(&has); err != nil {
+		return false, fmt.Errorf("store: has candidates: %w", err)
+	}
+	db.reads.put(key, gen, has)
+	return has, nil
 }
 
 // CandidateChecked records that userKey's token was tried on id (found or not), so it

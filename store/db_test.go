@@ -134,6 +134,7 @@ func TestDB(t *testing.T) {
 		{"webhook idempotency", testWebhookIdempotent},
 		{"webhook out of order", testWebhookOutOfOrder},
 		{"candidates", testCandidates},
+		{"has candidates", testHasCandidates},
 		{"denylist and purge", testDenylist},
 		{"migrations idempotent on reopen", testReopen},
 		{"concurrent writes", testConcurrent},
@@ -468,6 +469,53 @@ func testCandidates(t *testing.T, db *DB, _ string) {
 	}
 	if got, want := get("bob", "bob@example.com", 2), "c_newest,c_tracked"; got != want {
 		t.Errorf("bob: got %q, want %q", got, want)
+	}
+}
+
+func testHasCandidates(t *testing.T, db *DB, _ string) {
+	ctx := context.Background()
+	has := func(user string) bool {
+		t.Helper()
+		ok, err := db.HasCandidates(ctx, user)
+		if err != nil {
+			t.Fatalf("HasCandidates(%s): %v", user, err)
+		}
+		return ok
+	}
+	// Each step is a write followed by reads; the reads before it are cached, so this
+	// also checks that every kind of write invalidates the cached answer.
+	steps := []struct {
+		name  string
+		write func()
+		want  map[string]bool
+	}{
+		{"empty store", func() {}, map[string]bool{"alice": false, "bob": false}},
+		{"a webhook names a request", func() {
+			mustRecord(t, db, WebhookEvent{EventType: "signature_request_created", RequestID: "h_one",
+				EventTime: at(time.Minute), Status: "NEED_TO_SIGN", SignerEmails: []string{"alice@example.com"}})
+		}, map[string]bool{"alice": true, "bob": true}},
+		{"alice tracks it", func() {
+			mustUpsert(t, db, TrackedRequest{UserKey: "alice", ID: "h_one", Status: "NEED_TO_SIGN"})
+		}, map[string]bool{"alice": false, "bob": true}},
+		{"bob checked it", func() {
+			if err := db.CandidateChecked(ctx, "bob", "h_one"); err != nil {
+				t.Fatal(err)
+			}
+		}, map[string]bool{"alice": false, "bob": false}},
+		{"another request", func() {
+			mustRecord(t, db, WebhookEvent{EventType: "signature_request_approved", RequestID: "h_two",
+				EventTime: at(2 * time.Minute), Status: "APPROVED"})
+		}, map[string]bool{"alice": true, "bob": true}},
+	}
+	for _, st := range steps {
+		st.write()
+		for _, user := range []string{"alice", "bob"} {
+			for range 2 { // the second read comes from the cache
+				if got, want := has(user), st.want[user]; got != want {
+					t.Errorf("%s: %s: got %v, want %v", st.name, user, got, want)
+				}
+			}
+		}
 	}
 }
 

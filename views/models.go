@@ -75,6 +75,9 @@ type RequestsSummary struct {
 	Recent  []RequestRow
 	Notice  string // e.g. "Lumin is unavailable; showing saved data"
 	CanSend bool   // sign:requests granted
+	// Checking is set when the store holds none of the user's requests yet but webhooks
+	// named requests the list page will check with the user's token (lumin-api.md §16.4).
+	Checking bool
 }
 
 // StatusCount is how many requests have one status.

@@ -242,6 +242,9 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request, rule scopeRule, 
 
 	f.mu.Lock()
 	fl := f.faults
+	if fl.APIPath != "" && !strings.HasPrefix(r.URL.Path, fl.APIPath) {
+		fl.APIStatus = 0 // this call is outside the fault's scope
+	}
 	if fl.APIStatus != 0 && fl.APIStatusTimes > 0 {
 		f.faults.APIStatusTimes--
 		if f.faults.APIStatusTimes == 0 {

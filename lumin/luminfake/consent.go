@@ -283,7 +283,11 @@ func (f *Fake) consentSubmit(w http.ResponseWriter, r *http.Request, lr *LoggedR
 	code := randomToken("ory_ac_")
 	f.codes[hashToken(code)] = &authCode{grant: g, redirectURI: p.redirectURI, challenge: p.challenge,
 		expires: now.Add(f.opts.CodeTTL)}
+	// The consent is the authorization (lumin-api.md §21: events go to users who
+	// authorized the app), so the demo replay starts here, ahead of the code exchange.
+	replay := f.replaySeedLocked(g)
 	f.mu.Unlock()
+	f.dispatch(replay)
 
 	u, _ := url.Parse(p.redirectURI) // registered, hence parseable
 	qv := u.Query()

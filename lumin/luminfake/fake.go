@@ -78,6 +78,19 @@ type Options struct {
 	WebhookRetries []time.Duration
 	// WebhookClient sends webhooks; nil → a client with a 30 s timeout.
 	WebhookClient *http.Client
+	// ReplaySeedOnConsent is a sandbox-only demo aid with no counterpart in Lumin. Lumin
+	// has no list endpoint (lumin-api.md §16.4), so an app only learns of requests that
+	// existed before it was authorized if something tells it. With this set, the first
+	// time a user grants a client a signature-request scope (sign:requests or
+	// sign:requests.read), the sandbox sends, through the normal app-webhook sender, one
+	// event per seeded request of that user describing its current state:
+	// signature_request_created for NEED_TO_SIGN and WAITING_FOR_OTHERS, _approved for
+	// APPROVED, _declined for REJECTED, _canceled for CANCELLED, _invalid for FAILED, and
+	// nothing for WAITING_FOR_PROCESSING (Lumin sends created only once processing is
+	// done). Each event has event_time = now, Lumin's exact payload shape (lumin-api.md
+	// §21) and is signed like any other. It happens once per user per Fake, not on every
+	// consent, and only when WebhookURL is set.
+	ReplaySeedOnConsent bool
 
 	Now func() time.Time // nil → time.Now
 }
@@ -92,7 +105,10 @@ type Faults struct {
 	// APIStatusTimes is 0) with that status: 429/503 carry Retry-After: RetryAfter seconds.
 	APIStatus      int
 	APIStatusTimes int
-	RetryAfter     int
+	// APIPath, when set, limits APIStatus to REST calls whose path starts with it
+	// (e.g. "/v1/signature_request": signing in and the profile keep working).
+	APIPath    string
+	RetryAfter int
 	// MalformedJSON makes REST answers send a truncated JSON body with status 200.
 	MalformedJSON bool
 	// TokenStatus, when non-zero, makes the token endpoint answer that status with
@@ -149,6 +165,7 @@ type Fake struct {
 	events   chan webhookJob          // webhook queue
 
 	clients   map[string]*Client         // by client_id (RegisterClient)
+	replayed  map[string]bool            // user IDs whose seed was replayed (ReplaySeedOnConsent)
 	pending   map[string]*pendingConsent // sign-in/consent pages awaiting a POST, by id
 	closeOnce sync.Once
 
@@ -270,6 +287,7 @@ func New(opts Options) *Fake {
 		events:   make(chan webhookJob, 1024),
 		clients:  map[string]*Client{},
 		pending:  map[string]*pendingConsent{},
+		replayed: map[string]bool{},
 	}
 	for _, c := range opts.Clients {
 		f.RegisterClient(c)
@@ -458,6 +476,7 @@ type sigRequest struct {
 	viewers     []string
 	file        []byte // the uploaded or generated PDF
 	fromAPI     bool   // cancel is reportedly only for API-created requests
+	seeded      bool   // made by seed(), not sent through the API (ReplaySeedOnConsent)
 	useTextTags bool
 	links       map[string]fileLink // signed file URLs by hashToken(token) (api.go)
 }

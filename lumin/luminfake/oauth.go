@@ -56,6 +56,8 @@ func (f *Fake) registerOAuth(mux *http.ServeMux) {
 	mux.HandleFunc("GET /oauth2/sessions/logout", f.handleLogout)
 	mux.HandleFunc("POST /oauth2/sessions/logout", f.handleLogout)
 	mux.HandleFunc("GET "+consentCSSPath, handleConsentCSS)
+	// Browsers ask every origin for /favicon.ico; a 404 is an error in the console.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
 // endpoint joins the issuer and a path; an issuer ending in "/" (older Hydra) does not

@@ -94,6 +94,7 @@ func (f *Fake) seed() {
 			updatedAt:   now.Add(-spec.updated).Truncate(time.Millisecond),
 			expiresAt:   now.Add(spec.expiresIn).Truncate(time.Millisecond),
 			fromAPI:     !spec.fromUI,
+			seeded:      true,
 		}
 		if spec.expiresIn == 0 { // a finished request whose deadline passed long ago
 			sr.expiresAt = sr.createdAt.Add(14 * seedDay)

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -376,4 +377,48 @@ func (f *Fake) recordDelivery(j webhookJob, status int, errText string, gaveUp b
 		Attempt: j.attempt, Status: status, Err: errText, GaveUp: gaveUp, Body: j.body, Signature: sig,
 	})
 	f.mu.Unlock()
+}
+
+// replayEventByStatus is the one event that describes a seeded request's current state
+// (Options.ReplaySeedOnConsent). WAITING_FOR_PROCESSING has none: Lumin sends
+// signature_request_created only once processing is done (lumin-api.md §21).
+var replayEventByStatus = map[string]string{
+	statusNeedToSign: "signature_request_created",
+	statusWaiting:    "signature_request_created",
+	statusApproved:   "signature_request_approved",
+	statusRejected:   "signature_request_declined",
+	statusCancelled:  "signature_request_canceled",
+	statusFailed:     "signature_request_invalid",
+}
+
+// replaySeedLocked returns the jobs that tell the app about g's user's seeded requests
+// when g is that user's first grant with a signature-request scope and the option is on
+// (Options.ReplaySeedOnConsent); nil otherwise. The caller holds f.mu and passes the
+// jobs to dispatch after unlocking. Oldest first, as the requests were made.
+func (f *Fake) replaySeedLocked(g *grant) []webhookJob {
+	if !f.opts.ReplaySeedOnConsent || f.opts.WebhookURL == "" || g == nil || g.user == nil ||
+		!(g.hasScope("sign:requests") || g.hasScope("sign:requests.read")) || f.replayed[g.user.ID] {
+		return nil
+	}
+	if f.replayed == nil {
+		f.replayed = map[string]bool{}
+	}
+	f.replayed[g.user.ID] = true
+	var rs []*sigRequest
+	for _, sr := range f.requests {
+		if sr.seeded && sr.owner != nil && sr.owner.ID == g.user.ID && replayEventByStatus[sr.status] != "" {
+			rs = append(rs, sr)
+		}
+	}
+	slices.SortFunc(rs, func(a, b *sigRequest) int {
+		if c := a.createdAt.Compare(b.createdAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	jobs := make([]webhookJob, 0, len(rs))
+	for _, sr := range rs {
+		jobs = append(jobs, webhookJob{body: f.payloadLocked(sr, replayEventByStatus[sr.status]), attempt: 1})
+	}
+	return jobs
 }
