@@ -78,6 +78,8 @@ type LogConfig struct {
 type SandboxConfig struct {
 	ProcessingDelay time.Duration `yaml:"processing_delay"` // SANDBOX_PROCESSING_DELAY
 	AutoSignAfter   time.Duration `yaml:"auto_sign_after"`  // SANDBOX_AUTO_SIGN_AFTER; 0 = off
+	AccessTokenTTL  time.Duration `yaml:"access_token_ttl"` // SANDBOX_ACCESS_TOKEN_TTL; 0 = 1 h
+	Faults          string        `yaml:"faults"`           // SANDBOX_FAULTS, e.g. api_status=429,retry_after=7,path=/v1/signature_request
 }
 
 // ConfigError lists every configuration problem found, one per line, so a person can
@@ -155,6 +157,8 @@ var envVars = []envVar{
 	{"LOG_LEVEL", setString(func(c *Config) *string { return &c.Log.Level })},
 	{"SANDBOX_PROCESSING_DELAY", setDuration(func(c *Config) *time.Duration { return &c.Sandbox.ProcessingDelay })},
 	{"SANDBOX_AUTO_SIGN_AFTER", setDuration(func(c *Config) *time.Duration { return &c.Sandbox.AutoSignAfter })},
+	{"SANDBOX_ACCESS_TOKEN_TTL", setDuration(func(c *Config) *time.Duration { return &c.Sandbox.AccessTokenTTL })},
+	{"SANDBOX_FAULTS", setString(func(c *Config) *string { return &c.Sandbox.Faults })},
 	// Secrets: environment only (security.md §3.7, §6.1.2).
 	{"LUMIN_CLIENT_SECRET", setString(func(c *Config) *string { return &c.ClientSecret })},
 	{"LUMIN_WEBHOOK_SECRET", setString(func(c *Config) *string { return &c.WebhookSecret })},

@@ -58,6 +58,7 @@ func TestLoadConfigEnvOverridesEveryKey(t *testing.T) {
 		"LUMIN_SCOPES": "openid sign:requests", "LUMIN_ID_TOKEN_LEEWAY": "30s",
 		"SESSION_IDLE_TIMEOUT": "10m", "SESSION_ABSOLUTE_TIMEOUT": "2h", "DATABASE_URL": "postgres://u@h/db",
 		"LOG_FORMAT": "json", "LOG_LEVEL": "debug", "SANDBOX_PROCESSING_DELAY": "2s", "SANDBOX_AUTO_SIGN_AFTER": "5s",
+		"SANDBOX_ACCESS_TOKEN_TTL": "3s", "SANDBOX_FAULTS": "api_status=503",
 		"LUMIN_CLIENT_SECRET": "s3cret", "LUMIN_WEBHOOK_SECRET": "whsec", "SESSION_KEYS": goodKey + "," + goodKey + "x",
 	}
 	cfg, err := loadConfig("config.yaml", false, envFunc(env))
@@ -83,6 +84,8 @@ func TestLoadConfigEnvOverridesEveryKey(t *testing.T) {
 		{"log level", cfg.Log.Level, "debug"},
 		{"processing", cfg.Sandbox.ProcessingDelay, 2 * time.Second},
 		{"autosign", cfg.Sandbox.AutoSignAfter, 5 * time.Second},
+		{"token ttl", cfg.Sandbox.AccessTokenTTL, 3 * time.Second},
+		{"faults", cfg.Sandbox.Faults, "api_status=503"},
 		{"secret", cfg.ClientSecret, "s3cret"},
 		{"webhook", cfg.WebhookSecret, "whsec"},
 		{"keys", len(cfg.SessionKeys), 2},

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -156,58 +155,6 @@ func serve(ctx context.Context, cfg Config, h http.Handler, fake *luminfake.Serv
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// startSandbox serves luminfake on a loopback port, registers this app as its client and
-// points the configuration at it (issue 3 "Sandbox mode in the app"). Secrets it needs are
-// random per run (security.md §6.1.2: GenerateRandomKey-style keys only in sandbox mode).
-func startSandbox(cfg *Config) (*luminfake.Server, error) {
-	secret := randomSecret()
-	if cfg.WebhookSecret == "" {
-		cfg.WebhookSecret = randomSecret()
-	}
-	if len(cfg.SessionKeys) == 0 {
-		cfg.SessionKeys = []string{randomSecret()}
-	}
-	fake, err := luminfake.NewServer(luminfake.Options{
-		Clients: []luminfake.Client{{
-			ID:           "connect-lumin-sandbox",
-			Secret:       secret,
-			Name:         "Connect Lumin (sandbox)",
-			RedirectURIs: []string{cfg.RedirectURL()},
-			Scopes:       sandboxScopes(cfg.ScopeList()),
-			AuthMethod:   "client_secret_post",
-		}},
-		ProcessingDelay: cfg.Sandbox.ProcessingDelay,
-		AutoSignAfter:   cfg.Sandbox.AutoSignAfter,
-		WebhookURL:      cfg.App.BaseURL + "/webhooks/lumin",
-		WebhookSecret:   cfg.WebhookSecret,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("starting the Lumin sandbox: %w", err)
-	}
-	cfg.Lumin.ClientID, cfg.ClientSecret = "connect-lumin-sandbox", secret
-	cfg.Lumin.Issuer, cfg.Lumin.APIURL = fake.Issuer(), fake.APIURL()
-	return fake, nil
-}
-
-// sandboxScopes is what the sandbox app registration allows: the default scopes, the
-// configured ones, and read-only requests plus templates so every feature can be tried.
-func sandboxScopes(configured []string) []string {
-	out := strings.Fields(defaultConfig().Lumin.Scopes)
-	for _, s := range append(configured, "sign:requests.read", "templates") {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func sandboxURL(f *luminfake.Server) string {
-	if f == nil {
-		return ""
-	}
-	return f.URL
 }
 
 // randomSecret is 32 bytes from crypto/rand, base64url (43 characters ≥ 32 bytes).

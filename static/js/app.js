@@ -7,3 +7,12 @@ document.addEventListener("submit", function (ev) {
     ev.preventDefault();
   }
 });
+
+// A page restored from the back/forward cache (Chrome restores even Cache-Control:
+// no-store pages) would show personal data after logout without asking the server;
+// reloading lets the server decide (it sends a signed-out visitor home).
+window.addEventListener("pageshow", function (ev) {
+  if (ev.persisted) {
+    window.location.reload();
+  }
+});
