@@ -47,13 +47,41 @@ func TestJourneys(t *testing.T) {
 		{"upstream-429", []string{"SANDBOX_FAULTS=api_status=429,retry_after=7,path=/v1/signature_request"}, journeyUpstream429},
 		{"upstream-503", []string{"SANDBOX_FAULTS=api_status=503,path=/v1/signature_request"}, journeyUpstream503},
 	}
+	// go test ./... prints nothing per subtest for a passing package, so the suite
+	// writes its own one-line-per-journey summary, which .ci/run prints: CI output then
+	// names every journey and its result, and shows none was skipped.
+	var summary strings.Builder
 	for _, j := range journeys {
+		start := time.Now()
 		t.Run(j.name, func(t *testing.T) {
+			t.Cleanup(func() {
+				result := "PASS"
+				switch {
+				case t.Skipped():
+					result = "SKIP"
+				case t.Failed():
+					result = "FAIL"
+				}
+				fmt.Fprintf(&summary, "%s  %-24s %5.1fs\n", result, j.name, time.Since(start).Seconds())
+			})
 			a := startApp(t, j.env...)
 			tb := newBrowser(t, a, journeyTimeout)
 			j.run(tb)
 			tb.checkConsole("end of journey")
 		})
+	}
+	writeSummary(t, summary.String())
+}
+
+// writeSummary saves the per-journey results as e2e/artifacts/journeys.txt.
+func writeSummary(t *testing.T, text string) {
+	dir := filepath.Join(e2eDir, "artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("journey summary: %v", err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, "journeys.txt"), []byte(text), 0o644); err != nil {
+		t.Errorf("journey summary: %v", err)
 	}
 }
 

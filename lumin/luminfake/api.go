@@ -365,6 +365,9 @@ func (f *Fake) wireLocked(sr *sigRequest) wireRequest {
 		DetailsURL:  f.detailsURL(sr.id),
 		Signers:     make([]wireSigner, 0, len(sr.signers)),
 	}
+	if f.faults.ForeignURLs {
+		w.DetailsURL = foreignOrigin + "/sandbox/requests/" + sr.id
+	}
 	if (sr.status == statusFailed || sr.status == statusRejected) && sr.reason != "" {
 		reason := sr.reason
 		w.Reason = &reason
@@ -1126,7 +1129,11 @@ func (f *Fake) handleFile(w http.ResponseWriter, r *http.Request, g *grant) {
 	}
 	exp := now.Add(fileLinkTTL)
 	sr.links[hashToken(tok)] = fileLink{kind: kind, expires: exp}
-	writeJSON(w, http.StatusOK, map[string]any{"signed_url": f.opts.Issuer + "/sandbox/files/" + tok, "expires_at": exp.Unix()})
+	signed := f.opts.Issuer + "/sandbox/files/" + tok
+	if f.faults.ForeignURLs {
+		signed = foreignOrigin + "/sandbox/files/" + tok
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"signed_url": signed, "expires_at": exp.Unix()})
 }
 
 // documentLocked returns the PDF of one file type; the caller holds f.mu.

@@ -127,7 +127,29 @@ type Faults struct {
 	ShortAccessTokenTTL time.Duration
 	// BadWebhookSignature makes the webhook sender sign with a wrong key.
 	BadWebhookSignature bool
+	// RevokeStatus, when non-zero, makes the revocation endpoint answer that status with
+	// Hydra's error JSON (as TokenStatus: 503 → temporarily_unavailable, else
+	// server_error) without revoking anything: a relying party must still log out
+	// locally (security.md §9.4).
+	RevokeStatus int
+	// RefreshSubject, when set, is the sub of ID tokens issued by the refresh_token grant
+	// (the code exchange is unaffected): a refresh that names a different user, which the
+	// relying party must answer by ending the session (OIDC Core §12.2, security.md §4.9).
+	// The token is otherwise valid (signature, iss, aud, at_hash).
+	RefreshSubject string
+	// ForeignURLs makes REST answers carry a details_url, and the file endpoint a
+	// signed_url, on https://evil.example/ instead of the sandbox origin, to test that the
+	// app only follows links under luminpdf.com or the sandbox (security.md §8.8, §8.9).
+	// Webhook payloads are unaffected.
+	ForeignURLs bool
+	// AccessTokenPad appends that many random base64url characters to every new access
+	// token: realistic large (JWT-like) tokens for the cookie budget (security.md §6.2).
+	// at_hash in the ID token covers the padded token.
+	AccessTokenPad int
 }
+
+// foreignOrigin is where Faults.ForeignURLs points links: outside every allowed origin.
+const foreignOrigin = "https://evil.example"
 
 // LoggedRequest is what the sandbox saw of one request, for tests to assert what the
 // app did. Secrets are kept as received: this is a test double, never production.

@@ -366,14 +366,7 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request, lr *LoggedRequest) 
 	client, method, e := f.authenticateClient(r, form)
 	lr.ClientAuth = method
 	fl := f.sleepFault(r)
-	switch fl.TokenStatus {
-	case 0:
-	case http.StatusServiceUnavailable:
-		writeOAuthError(w, oerr("temporarily_unavailable", ""))
-		return
-	default:
-		se := oerr("server_error", "")
-		se.Status = fl.TokenStatus
+	if se := statusFault(fl.TokenStatus); se != nil {
 		writeOAuthError(w, se)
 		return
 	}
@@ -398,6 +391,20 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request, lr *LoggedRequest) 
 		return
 	}
 	writeOAuthJSON(w, http.StatusOK, resp)
+}
+
+// statusFault is the Hydra error JSON a TokenStatus/RevokeStatus fault answers with
+// (nil for 0): 503 → temporarily_unavailable, any other status → server_error.
+func statusFault(status int) *oauthError {
+	switch status {
+	case 0:
+		return nil
+	case http.StatusServiceUnavailable:
+		return oerr("temporarily_unavailable", "")
+	}
+	se := oerr("server_error", "")
+	se.Status = status
+	return se
 }
 
 // exchangeCode is the authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -444,6 +451,7 @@ func (f *Fake) exchangeCode(c *Client, form url.Values, fl Faults) (*tokenRespon
 		return nil, oerr("invalid_grant", "The authorization grant has been revoked.")
 	}
 	ac.used = true
+	fl.RefreshSubject = "" // that fault bends refreshed ID tokens only
 	resp, atHash, rtHash := f.issueLocked(ac.grant, fl)
 	ac.issuedAccess = append(ac.issuedAccess, atHash)
 	if rtHash != "" {
@@ -534,7 +542,7 @@ func (f *Fake) issueLocked(g *grant, fl Faults) (resp *tokenResponse, atHash, rt
 	if fl.ShortAccessTokenTTL > 0 {
 		ttl = fl.ShortAccessTokenTTL
 	}
-	at := randomToken("ory_at_")
+	at := randomToken("ory_at_") + randomPad(fl.AccessTokenPad)
 	atHash = hashToken(at)
 	f.access[atHash] = &accessToken{grant: g, expires: now.Add(ttl)}
 	resp = &tokenResponse{
@@ -555,6 +563,18 @@ func (f *Fake) issueLocked(g *grant, fl Faults) (resp *tokenResponse, atHash, rt
 		resp.IDToken = f.signIDTokenLocked(g, at, now, fl)
 	}
 	return resp, atHash, rtHash
+}
+
+// randomPad returns n random base64url characters (Faults.AccessTokenPad); "" for n ≤ 0.
+func randomPad(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	b := make([]byte, n*3/4+3)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)[:n]
 }
 
 // idTokenClaims is Hydra's ID token (lumin-api.md §11). aud is always an array.
@@ -604,6 +624,9 @@ func (f *Fake) signIDTokenLocked(g *grant, accessTok string, now time.Time, fl F
 	}
 	if fl.WrongNonce {
 		c.Nonce = randomHex(12)
+	}
+	if fl.RefreshSubject != "" { // cleared by exchangeCode: only refreshes carry it
+		c.Subject = fl.RefreshSubject
 	}
 	key := f.keys[0]
 	if fl.BadSignature {
@@ -699,7 +722,11 @@ func (f *Fake) revoke(w http.ResponseWriter, r *http.Request, lr *LoggedRequest)
 	lr.TokenTypeHint = form.Get("token_type_hint")
 	client, method, e := f.authenticateClient(r, form)
 	lr.ClientAuth = method
-	f.sleepFault(r)
+	fl := f.sleepFault(r)
+	if se := statusFault(fl.RevokeStatus); se != nil {
+		writeOAuthError(w, se) // nothing is revoked: the tokens stay valid
+		return
+	}
 	if e != nil {
 		basicChallenge(w, method, e)
 		writeOAuthError(w, e)
