@@ -25,6 +25,9 @@ package luminfake
 //   - 406 not_acceptable, 409 signature_request_not_approved: file endpoint (lumin-api.md §16.5).
 //   - 413 file_too_large: uploads over 20 MB (Lumin's free-plan limit, lumin-api.md §16.3).
 //   - 415 unsupported_media_type: send with a body that is neither JSON nor multipart.
+//   - Templates (GET /templates, GET /templates/{id}, send-from-template) add
+//     400 invalid_api_version, 404 template_not_found and 422 invalid_template_type: see
+//     templates.go.
 //
 // # Send: accepted encodings
 //
@@ -128,9 +131,11 @@ var errNotFound = &apiError{http.StatusNotFound, "signature_request_not_found", 
 type scopeRule int
 
 const (
-	scopeProfile scopeRule = iota // openid or profile.read
-	scopeRead                     // sign:requests.read or sign:requests
-	scopeWrite                    // sign:requests
+	scopeProfile      scopeRule = iota // openid or profile.read
+	scopeRead                          // sign:requests.read or sign:requests
+	scopeWrite                         // sign:requests
+	scopeTemplates                     // templates (templates.go)
+	scopeTemplateSend                  // sign:requests AND templates (templates.go)
 )
 
 func (s scopeRule) allows(g *grant) bool {
@@ -139,6 +144,10 @@ func (s scopeRule) allows(g *grant) bool {
 		return g.hasScope("openid") || g.hasScope("profile.read")
 	case scopeRead:
 		return g.hasScope("sign:requests.read") || g.hasScope("sign:requests")
+	case scopeTemplates:
+		return g.hasScope("templates")
+	case scopeTemplateSend:
+		return g.hasScope("sign:requests") && g.hasScope("templates")
 	default:
 		return g.hasScope("sign:requests")
 	}
@@ -150,6 +159,10 @@ func (s scopeRule) String() string {
 		return "openid or profile.read"
 	case scopeRead:
 		return "sign:requests.read or sign:requests"
+	case scopeTemplates:
+		return "templates"
+	case scopeTemplateSend:
+		return "sign:requests and templates"
 	default:
 		return "sign:requests"
 	}
@@ -164,6 +177,9 @@ func (f *Fake) registerAPI(mux *http.ServeMux) {
 	mux.Handle("PUT /v1/signature_request/cancel/{id}", f.apiRoute(scopeWrite, f.handleCancel))
 	mux.Handle("POST /v1/signature_request/remind/{id}", f.apiRoute(scopeWrite, f.handleRemind))
 	mux.Handle("GET /v1/signature_request/{id}/file", f.apiRoute(scopeRead, f.handleFile))
+	mux.Handle("POST /v1/signature_request/send-from-template", f.apiRoute(scopeTemplateSend, f.handleSendFromTemplate))
+	mux.Handle("GET /v1/templates", f.apiRoute(scopeTemplates, f.handleListTemplates))
+	mux.Handle("GET /v1/templates/{id}", f.apiRoute(scopeTemplates, f.handleGetTemplate))
 	// Everything else under /v1 (unknown paths, wrong methods, the list endpoint Lumin
 	// does not have, lumin-api.md §16.4) gets a JSON 404 after authentication, like an API
 	// gateway in front of the service.
@@ -464,6 +480,16 @@ func (f *Fake) handleSend(w http.ResponseWriter, r *http.Request, g *grant) {
 		writeAPIError(w, e)
 		return
 	}
+	if sr.file == nil {
+		sr.file = makePDF(sr.title, "Sandbox placeholder document.", "The sandbox is offline and does not fetch file_url.")
+	}
+	f.startRequest(w, sr, g, now)
+}
+
+// startRequest stores a validated new request of g's user, answers 201 and schedules the
+// asynchronous processing (lumin-api.md §16.3) that ends WAITING_FOR_PROCESSING and sends
+// the webhooks. Shared by send and send-from-template, which Lumin answers alike.
+func (f *Fake) startRequest(w http.ResponseWriter, sr *sigRequest, g *grant, now time.Time) {
 	sr.id = randomHex(12)
 	sr.owner = g.user
 	sr.createdAt, sr.updatedAt = now, now
@@ -472,9 +498,6 @@ func (f *Fake) handleSend(w http.ResponseWriter, r *http.Request, g *grant) {
 	for _, s := range sr.signers {
 		s.status = statusProcessing
 		s.token = randomToken("sgn_")
-	}
-	if sr.file == nil {
-		sr.file = makePDF(sr.title, "Sandbox placeholder document.", "The sandbox is offline and does not fetch file_url.")
 	}
 
 	f.mu.Lock()

@@ -383,7 +383,7 @@ func TestUnknownEndpoints(t *testing.T) {
 		{"GET", "/signature_request"},  // Lumin has no list endpoint (lumin-api.md §16.4)
 		{"GET", "/signature_requests"}, //
 		{"DELETE", "/signature_request/66a0f5eed000000000000001"},
-		{"GET", "/templates"},
+		{"GET", "/template"},
 	} {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
 			resp, m := call(t, tt.method, s.APIURL()+tt.path, tok, nil)

@@ -220,3 +220,29 @@ func pdfString(s string) string {
 	}
 	return b.String()
 }
+
+// seedTemplates are the first user's Sign templates (lumin-api.md §16.3): two of type
+// "lumin" with two signer roles, one in each signing type, and one "pdf" template, which
+// send-from-template refuses (422). Templates are read-only in the API, so they are fixed
+// values rather than per-Fake state; their times are fixed dates in the past for the
+// same reason. Ids carry Lumin's "sign_" prefix and are stable so demos can name them.
+var seedTemplates = []signTemplate{
+	{id: "sign_66b2d0c1e0" + "00000000000001", kind: templateLumin, name: "Mutual NDA", signingType: signingSameTime,
+		roles:   []templateRole{{"Client", 1}, {"Provider", 2}},
+		created: time.Date(2024, 3, 4, 9, 30, 0, 0, time.UTC), updated: time.Date(2024, 6, 17, 14, 5, 12, 0, time.UTC)},
+	{id: "sign_66b2d0c1e0" + "00000000000002", kind: templateLumin, name: "Consulting agreement", signingType: signingOrder,
+		roles:   []templateRole{{"Client", 1}, {"Provider", 2}},
+		created: time.Date(2024, 4, 22, 11, 0, 0, 0, time.UTC), updated: time.Date(2024, 4, 22, 11, 0, 0, 0, time.UTC)},
+	{id: "sign_66b2d0c1e0" + "00000000000003", kind: templatePDF, name: "Supplier onboarding form (PDF)", signingType: signingSameTime,
+		roles:   []templateRole{{"Supplier", 1}},
+		created: time.Date(2024, 5, 9, 16, 45, 30, 0, time.UTC), updated: time.Date(2024, 7, 1, 8, 15, 0, 0, time.UTC)},
+}
+
+// templatesOf returns u's templates: the seeded ones for the first user (the user with
+// signature requests, see seed), none for anyone else.
+func (f *Fake) templatesOf(u *User) []signTemplate {
+	if u == nil || len(f.opts.Users) == 0 || u.ID != f.opts.Users[0].ID {
+		return nil
+	}
+	return seedTemplates
+}
