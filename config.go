@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -411,4 +413,26 @@ var logLevels = map[string]int{"debug": -4, "info": 0, "warn": 4, "error": 8}
 func (c Config) String() string {
 	return "Config{addr=" + c.App.Addr + " base_url=" + c.App.BaseURL + " issuer=" + c.Lumin.Issuer +
 		" sandbox=" + strconv.FormatBool(c.SandboxMode) + " secrets=[redacted]}"
+}
+
+// GoString implements fmt.GoStringer: %#v would otherwise print ClientSecret,
+// WebhookSecret and SessionKeys (security.md §12.1, §12.3).
+func (c Config) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter so every verb (%v, %+v, %#v, %s, %q) is redacted.
+func (c Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// MarshalJSON keeps the redaction when a Config is nested in a value a JSON logger
+// marshals (slog only asks the top-level value for LogValue).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// LogValue implements slog.LogValuer: the non-secret settings as a group.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.App.Addr),
+		slog.String("base_url", c.App.BaseURL),
+		slog.String("issuer", c.Lumin.Issuer),
+		slog.Bool("sandbox", c.SandboxMode),
+		slog.String("secrets", "[redacted]"),
+	)
 }

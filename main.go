@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -107,6 +108,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("opening the database: %w", err)
 	}
 	defer db.Close()
+	// Stopped and waited for before db.Close (deferred calls run last-in first-out).
+	pctx, stopPurge := context.WithCancel(ctx)
+	var purging sync.WaitGroup
+	purging.Go(func() { purgeLoop(pctx, db, purgeEvery, time.Now, logger) })
+	defer func() { stopPurge(); purging.Wait() }()
 
 	srv, err := handlers.New(handlers.Deps{
 		BaseURL: cfg.App.BaseURL, Issuer: cfg.Lumin.Issuer, Sandbox: cfg.SandboxMode, SandboxURL: sandboxURL(fake),
@@ -126,14 +132,7 @@ func serve(ctx context.Context, cfg Config, h http.Handler, fake *luminfake.Serv
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.App.Addr, err)
 	}
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // above the outbound budget (security.md §13)
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	hs := newHTTPServer(h)
 	fmt.Fprintf(stdout, "Connect Lumin listening on http://%s\n", ln.Addr())
 	fmt.Fprintf(stdout, "Open %s\n", cfg.App.BaseURL)
 	if fake != nil {
@@ -155,6 +154,45 @@ func serve(ctx context.Context, cfg Config, h http.Handler, fake *luminfake.Serv
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// newHTTPServer is our own http.Server with security.md §10 "Server" limits: slow or
+// oversized headers, slow bodies and idle connections cannot pin the process.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // above the outbound budget (security.md §13)
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// purgeEvery is how often expired webhook idempotency keys and denylist rows are
+// deleted; both are kept well past their 48 h / session lifetime (security.md §11.4).
+const purgeEvery = time.Hour
+
+// purger is the part of *store.DB that purgeLoop uses.
+type purger interface {
+	PurgeExpired(ctx context.Context, now time.Time) error
+}
+
+// purgeLoop calls PurgeExpired at once and then every `every` until ctx is done, so
+// the store does not grow without bound. A failure is logged and retried next time.
+func purgeLoop(ctx context.Context, db purger, every time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := db.PurgeExpired(ctx, now()); err != nil && ctx.Err() == nil {
+			log.Warn("purging expired rows failed", "reason", "purge_failed", "err", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // randomSecret is 32 bytes from crypto/rand, base64url (43 characters ≥ 32 bytes).

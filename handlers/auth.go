@@ -142,10 +142,11 @@ func (s *Server) handleCallback(c echo.Context) error {
 			// A reloaded or Back-navigated callback after a completed sign-in.
 			return c.Redirect(http.StatusSeeOther, "/dashboard")
 		}
-		s.log.Warn("callback state invalid", "reason", "state_invalid", "request_id", rid, "has_state", q.Get("state") != "")
+		// "Reject" (security.md §2 preamble): the central handler writes the one WARN line
+		// with the reason code and request id.
 		p := &pageError{status: http.StatusBadRequest, title: "This sign-in link is not valid here",
 			message: "The answer from Lumin does not match a sign-in started in this browser, so it was ignored. Please start again.",
-			action:  actStartAgain, diagnosis: stateDiagnosis, reason: "state_invalid", level: slog.LevelInfo, err: err}
+			action:  actStartAgain, diagnosis: stateDiagnosis, reason: "state_invalid", level: slog.LevelWarn, err: err}
 		if q.Has("error") {
 			p.diagnosis = nil // §2.2: without a valid state, a generic message only
 		}
@@ -250,6 +251,12 @@ func exchangeError(err error) error {
 		return &pageError{status: 400, title: "Sign-in failed",
 			message: "Lumin did not accept this sign-in (it may have expired or been used already). Please start again.",
 			action:  actStartAgain, reason: "code_rejected", level: slog.LevelWarn, err: err}
+	case errors.Is(err, lumin.ErrTokenRejected):
+		// invalid_request or another code we do not map: the code is spent either way
+		// (security.md §3.2), so the only way on is a new login.
+		return &pageError{status: 400, title: "Sign-in failed, start again",
+			message: "Lumin refused the sign-in request. Please start again.",
+			action:  actStartAgain, reason: "token_rejected", level: slog.LevelWarn, err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &pageError{status: 504, title: "Lumin is not answering",
 			message: "Lumin took too long to complete the sign-in. Please start again.",
@@ -293,7 +300,9 @@ func (s *Server) handleLogout(c echo.Context) error {
 }
 
 // handleDisconnect is POST /auth/disconnect (CSRF-protected): revoke the grant and
-// forget the Lumin connection, keeping nothing of it in the session (security.md §9.3).
+// forget the Lumin connection, keeping nothing of it in the session, then 303 to `/`
+// (security.md §9.3). The fixed query flag only selects a fixed notice on the landing
+// page; nothing is reflected (§9.5).
 func (s *Server) handleDisconnect(c echo.Context) error {
 	noStore(c)
 	sess := s.session(c)
@@ -305,7 +314,7 @@ func (s *Server) handleDisconnect(c echo.Context) error {
 		}
 		s.log.Info("disconnected", "request_id", requestIDOf(c), "user", sess.UserKey)
 	}
-	return c.Redirect(http.StatusSeeOther, "/disconnected")
+	return c.Redirect(http.StatusSeeOther, "/?disconnected=1")
 }
 
 // revoke revokes the session's grant at Lumin (RFC 7009). It runs detached from the

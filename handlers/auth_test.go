@@ -328,15 +328,33 @@ func TestDisconnect(t *testing.T) {
 		t.Errorf("GET disconnect: got %d, want 405", resp.StatusCode)
 	}
 	resp, _ = env.postForm("/auth/disconnect", url.Values{"_csrf": {tok}})
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/disconnected" {
-		t.Fatalf("disconnect: got %d %q, want 303 /disconnected", resp.StatusCode, resp.Header.Get("Location"))
+	// security.md §9.3: 303 to `/`; the fixed flag selects the landing page's notice.
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/?disconnected=1" {
+		t.Fatalf("disconnect: got %d %q, want 303 /?disconnected=1", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if n := env.countRequests("/oauth2/revoke", ""); n != 1 {
 		t.Errorf("revocations = %d, want 1", n)
 	}
-	_, body := env.get("/disconnected")
-	if mustDoc(t, body).Find(`[data-testid="disconnected"]`).Length() != 1 {
-		t.Error("no data-testid=disconnected")
+	_, body := env.get("/?disconnected=1")
+	home := mustDoc(t, body)
+	if home.Find(`[data-testid="disconnected"]`).Length() != 1 {
+		t.Error("no data-testid=disconnected on /?disconnected=1")
+	}
+	if home.Find(`[data-testid="connect-lumin"]`).Length() != 1 {
+		t.Error("the landing page after disconnect offers no Connect Lumin")
+	}
+	// Only the exact value shows the notice, and nothing of the query is reflected (§9.5).
+	for _, q := range []string{"", "?disconnected=0", "?disconnected=1x", "?disconnected=%3Cb%3Ereflected"} {
+		_, body := env.get("/" + q)
+		if mustDoc(t, body).Find(`[data-testid="disconnected"]`).Length() != 0 {
+			t.Errorf("GET /%s shows the disconnected notice", q)
+		}
+		if strings.Contains(body, "reflected") {
+			t.Errorf("GET /%s reflects the query", q)
+		}
+	}
+	if resp, _ := env.get("/disconnected"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /disconnected: got %d, want 404 (the route is gone)", resp.StatusCode)
 	}
 	env.mustNotConnected()
 	if s := env.session(); s != nil && (s.AccessToken != "" || s.RefreshToken != "" || s.Email != "") {

@@ -80,6 +80,7 @@ type testEnv struct {
 	db      *store.DB
 	scopes  []string
 	baseURL string
+	rpHook  func(*lumin.Config) // adjusts the RP's configuration (withRPConfig)
 }
 
 type envOption func(*envConfig)
@@ -89,10 +90,15 @@ type envConfig struct {
 	scopes  []string
 	db      bool
 	options luminfake.Options
+	rpHook  func(*lumin.Config)
 }
 
 func withKeys(keys ...[]byte) envOption { return func(c *envConfig) { c.keys = keys } }
 func withDB() envOption                 { return func(c *envConfig) { c.db = true } }
+
+// withRPConfig lets a test change the relying party's configuration, e.g. a wrong
+// client secret or an HTTP client that stubs the token endpoint.
+func withRPConfig(f func(*lumin.Config)) envOption { return func(c *envConfig) { c.rpHook = f } }
 
 // newTestEnv starts the sandbox and the app.
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
@@ -117,7 +123,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	}
 	t.Cleanup(func() { _ = fake.Close() })
 
-	env := &testEnv{t: t, fake: fake, app: app, base: base, logs: &syncBuffer{}, clock: &testClock{}, secret: secret, keys: cfg.keys, scopes: cfg.scopes}
+	env := &testEnv{t: t, fake: fake, app: app, base: base, logs: &syncBuffer{}, clock: &testClock{}, secret: secret, keys: cfg.keys, scopes: cfg.scopes, rpHook: cfg.rpHook}
 	if cfg.db {
 		db, err := store.Open(context.Background(), "sqlite:"+t.TempDir()+"/test.db")
 		if err != nil {
@@ -144,10 +150,14 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 func (e *testEnv) newServer(base string, keys [][]byte) *Server {
 	e.t.Helper()
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rp, err := lumin.NewRP(lumin.Config{
+	rpc := lumin.Config{
 		Issuer: e.fake.Issuer(), ClientID: testClientID, ClientSecret: e.secret,
 		RedirectURL: base + "/auth/callback", Scopes: e.scopes, Leeway: time.Minute, Logger: logger,
-	})
+	}
+	if e.rpHook != nil {
+		e.rpHook(&rpc)
+	}
+	rp, err := lumin.NewRP(rpc)
 	if err != nil {
 		e.t.Fatalf("NewRP: %v", err)
 	}

@@ -84,6 +84,11 @@ var errorTable = []struct {
 	{lumin.ErrIDToken, pageError{status: 400, title: "Sign-in could not be verified",
 		message: "Lumin's answer did not pass this app's security checks, so you were not signed in. Please start again.",
 		action:  actStartAgain, reason: "id_token_invalid", level: slog.LevelWarn}},
+	// Any other OAuth error answer (invalid_request, a vendor code …): the request failed
+	// and is never retried; a fixed message, never Lumin's text (security.md §3.6, §10).
+	{lumin.ErrTokenRejected, pageError{status: 400, title: "Sign-in failed, start again",
+		message: "Lumin refused the sign-in request. Please start again.",
+		action:  actStartAgain, reason: "token_rejected", level: slog.LevelWarn}},
 	{context.DeadlineExceeded, pageError{status: 504, title: "Lumin is not answering",
 		message: "Lumin took too long to answer. Please try again in a moment.",
 		action:  actHome, reason: "upstream_timeout", level: slog.LevelWarn}},

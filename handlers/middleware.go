@@ -22,7 +22,8 @@ const (
 	ctxNonce      = "cl.nonce"
 	ctxSession    = "cl.session"
 	ctxTokens     = "cl.tokens"
-	ctxCSRF       = "csrf" // Echo's CSRF ContextKey
+	ctxRotated    = "cl.rotated" // the session's tokens came from the rotation map (tokens.go)
+	ctxCSRF       = "csrf"       // Echo's CSRF ContextKey
 	ctxCSRFPassed = "cl.csrf_passed"
 )
 
@@ -241,7 +242,20 @@ func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 				sess = nil
 			}
 		}
-		if sess.NeedsSave() {
+		// security.md §7.4 "never write stale tokens": if another request rotated this
+		// cookie's refresh token in the last 60 s, this request carries a spent token.
+		// Take the newest set before anything uses or re-saves it; otherwise the re-save
+		// below would hand the browser the spent token back, and its next refresh would
+		// look like reuse to Lumin (lumin-api.md §7).
+		rotated := false
+		if sess.Connected() {
+			if nt, ok := s.rp.Latest(tokensOf(sess)); ok {
+				applyTokens(sess, nt)
+				rotated = true
+				c.Set(ctxRotated, true)
+			}
+		}
+		if sess.NeedsSave() || rotated {
 			// Re-issue now, before any body: moves an old-key cookie to the current key
 			// (security.md §6.1.3) and slides the idle timeout (§6.3.1). A handler that
 			// refreshes tokens later in this request replaces this Set-Cookie.

@@ -45,9 +45,12 @@ func describeScopes(scopes []string) []views.Scope {
 	return out
 }
 
-// handleHome is GET /: the landing page.
+// handleHome is GET /: the landing page. After POST /auth/disconnect it shows a fixed
+// "disconnected" notice when the query says exactly disconnected=1; the value itself is
+// never rendered (security.md §9.3, §9.5).
 func (s *Server) handleHome(c echo.Context) error {
-	m := views.HomeModel{Page: s.pageModel(c, "Connect your Lumin account")}
+	m := views.HomeModel{Page: s.pageModel(c, "Connect your Lumin account"),
+		Disconnected: c.QueryParam("disconnected") == "1"}
 	return s.render(c, http.StatusOK, views.Home(m))
 }
 
@@ -64,12 +67,6 @@ func (s *Server) handleStatic(c echo.Context) error {
 		return echo.ErrNotFound
 	}
 	return nil
-}
-
-// handleDisconnected is GET /disconnected: the page after POST /auth/disconnect. It acts
-// on nothing and reflects nothing (security.md §9.5).
-func (s *Server) handleDisconnected(c echo.Context) error {
-	return s.render(c, http.StatusOK, views.Disconnected(views.DisconnectedModel{Page: s.pageModel(c, "Disconnected")}))
 }
 
 // handleDashboard is GET /dashboard (connected only): the profile, what was granted, the

@@ -615,17 +615,17 @@ func (s *Server) allowedLuminURL(raw string) bool {
 
 // detailState is the loaded request for the detail page and the actions.
 type detailState struct {
-	stored   store.TrackedRequest
-	inStore  bool
-	live     lumin.SignatureRequest
-	isLive   bool
-	liveErr  error
-	notFound bool // Lumin said 403/404 for this user's token
+	stored  store.TrackedRequest
+	inStore bool
+	live    lumin.SignatureRequest
+	isLive  bool
+	liveErr error
 }
 
 // loadDetail reads the stored row and GETs the request with the user's token. A request
-// is shown only if it is in the user's store or Lumin returned it for their token
-// (security.md §8.7); everything else is 404.
+// is shown only if Lumin returns it for their token, or — degraded, when Lumin is busy
+// or unreachable — from the user's own stored row; a 403/404 from Lumin and every
+// other id is 404 (security.md §8.7).
 func (s *Server) loadDetail(c echo.Context, sess *store.Session, id string) (detailState, error) {
 	var d detailState
 	ctx := c.Request().Context()
@@ -656,12 +656,13 @@ func (s *Server) loadDetail(c echo.Context, sess *store.Session, id string) (det
 	}
 	var ae *lumin.APIError
 	if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusForbidden) {
-		d.notFound = true
+		// security.md §8.7: show a request only if Lumin returns it for this user's
+		// token. A stored row is not enough once Lumin says 403/404 (the grant changed,
+		// the Workspace dropped the user …): the same "not found or not accessible" page
+		// as for any other id. The row is kept; the list shows it as stale.
+		return d, errRequestNotFound
 	}
 	if !d.inStore {
-		if d.notFound {
-			return d, errRequestNotFound
-		}
 		return d, err
 	}
 	d.liveErr = err
@@ -695,16 +696,12 @@ func (s *Server) detailModel(c echo.Context, g grants, id string, d detailState)
 			signers = append(signers, lumin.Signer{Email: sg.Email, Name: sg.Name, Group: sg.Group, Status: sg.Status})
 		}
 		m.Stale = true
-		if d.notFound {
-			m.StaleNotice = "Lumin does not show this request to you any more (not found or not accessible in your Workspace). Showing the last known state."
-		} else {
-			var ae *lumin.APIError
-			ra := time.Duration(0)
-			if errors.As(d.liveErr, &ae) {
-				ra = ae.RetryAfter
-			}
-			m.StaleNotice = busyNotice(ra)
+		var ae *lumin.APIError
+		ra := time.Duration(0)
+		if errors.As(d.liveErr, &ae) {
+			ra = ae.RetryAfter
 		}
+		m.StaleNotice = busyNotice(ra)
 	}
 	m.Page = s.page(c, titleOr(m.RequestTitle, "Signature request"), "requests")
 	if !m.ExpiresAt.IsZero() {

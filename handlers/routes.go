@@ -33,7 +33,6 @@ func (s *Server) routes() {
 	e.GET("/auth/callback", s.handleCallback)
 	e.POST("/auth/logout", s.handleLogout)         // CSRF-protected (security.md §9.1)
 	e.POST("/auth/disconnect", s.handleDisconnect) // CSRF-protected (security.md §9.1)
-	e.GET("/disconnected", s.handleDisconnected)
 
 	e.GET("/dashboard", s.handleDashboard, s.requireConnected)
 

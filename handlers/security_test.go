@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 )
@@ -111,38 +112,92 @@ func TestCookieFlagsHTTPS(t *testing.T) {
 }
 
 func TestNoTokensInPagesOrLogs(t *testing.T) {
-	env := newTestEnv(t)
-	cb := env.consent(env.startConnect(""), "allow")
+	env := newTestEnv(t, withDB())
+	resp, _ := env.get("/auth/connect")
+	authURL := resp.Header.Get("Location")
+	nonce := mustQuery(t, authURL).Get("nonce")
+	txCookie := setCookies(t, resp.Header)["lumin-tx"]
+	cb := env.consent(authURL, "allow")
 	code := mustQuery(t, cb).Get("code")
 	state := mustQuery(t, cb).Get("state")
-	env.get(cb)
+	resp, _ = env.get(cb)
+	sessCookie := setCookies(t, resp.Header)["lumin"]
 	sess := env.session()
 	if sess == nil {
 		t.Fatal("no session")
 	}
+	var verifier string
+	for _, r := range env.fake.Requests() {
+		if r.Path == "/oauth2/token" && r.CodeVerifier != "" {
+			verifier = r.CodeVerifier
+		}
+	}
+	cookieValue := func(line string) string {
+		c, err := http.ParseSetCookie(line)
+		if err != nil || c.Value == "" {
+			t.Fatalf("no cookie value in %q", line)
+		}
+		return c.Value
+	}
+	u, _ := url.Parse(env.base)
+	var csrfCookie string
+	for _, c := range env.client.Jar.Cookies(u) {
+		if c.Name == "csrf" {
+			csrfCookie = c.Value
+		}
+	}
 	env.mustConnected()
 	env.get("/")
 	env.get("/nope")
+
+	// A webhook-enabled copy of the app logs into the same buffer: the secret and the
+	// X-Signature must not reach the logs either.
+	wsrv := env.newServer(env.base, env.keys)
+	wsrv.webhookSecret = []byte(testWebhookSecret)
+	wbody := webhookBody(t, "signature_request_signed", "nosecretlog1", "WAITING_FOR_OTHERS", time.Now(), time.Now())
+	goodSig := signWebhook([]byte(testWebhookSecret), wbody)
+	badSig := signWebhook([]byte("another-secret"), wbody)
+	for _, sig := range []string{badSig, goodSig} {
+		req := httptest.NewRequest(http.MethodPost, env.base+"/webhooks/lumin", strings.NewReader(string(wbody)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Signature", sig)
+		wsrv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+	}
+
 	secrets := map[string]string{
-		"access token":  sess.AccessToken,
-		"refresh token": sess.RefreshToken,
-		"id token":      sess.IDToken,
-		"code":          code,
-		"state":         state,
-		"client secret": env.secret,
+		"access token":          sess.AccessToken,
+		"refresh token":         sess.RefreshToken,
+		"id token":              sess.IDToken,
+		"code":                  code,
+		"state":                 state,
+		"nonce":                 nonce,
+		"PKCE verifier":         verifier,
+		"client secret":         env.secret,
+		"session cookie value":  cookieValue(sessCookie),
+		"tx cookie value":       cookieValue(txCookie),
+		"CSRF cookie value":     csrfCookie,
+		"webhook secret":        testWebhookSecret,
+		"webhook X-Signature":   goodSig,
+		"bad webhook signature": badSig,
+	}
+	if verifier == "" || csrfCookie == "" {
+		t.Fatal("test setup: no PKCE verifier or CSRF cookie captured")
 	}
 	tok := env.csrfToken()
 	env.postForm("/auth/logout", url.Values{"_csrf": {tok}})
 	logs := env.logs.String()
 	for name, v := range secrets {
 		if v == "" {
+			t.Errorf("test setup: the %s is empty", name)
 			continue
 		}
 		if strings.Contains(logs, v) {
 			t.Errorf("the %s appears in the logs", name)
 		}
-		if name == "state" || name == "code" {
-			continue // the callback URL itself is not a page body
+		switch name {
+		case "state", "code", "CSRF cookie value":
+			// The callback URL is not a page body; the CSRF token is in forms by design.
+			continue
 		}
 		for _, b := range env.bodies {
 			if strings.Contains(b, v) {

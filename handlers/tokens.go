@@ -47,10 +47,29 @@ func (t *sessionTokens) AccessToken(ctx context.Context) (string, error) {
 	if !sess.Connected() {
 		return "", errReconnect
 	}
-	if !t.s.rp.NeedsRefresh(tokensOf(sess)) {
+	if err := t.preferLatest(sess); err != nil {
+		return "", err
+	}
+	// A set taken from the rotation map is at most 60 s old: use it as it is, as
+	// RP.Refresh does, instead of rotating it again at once; if Lumin still refuses
+	// it, the API's 401 path refreshes once (security.md §7.4, §8.4).
+	if rotated, _ := t.c.Get(ctxRotated).(bool); rotated || !t.s.rp.NeedsRefresh(tokensOf(sess)) {
 		return sess.AccessToken, nil
 	}
 	return t.refreshLocked(ctx, sess)
+}
+
+// preferLatest switches the session to the rotated token set when another request
+// rotated this one's refresh token meanwhile (security.md §7.4): the old access token
+// may already be revoked and the old refresh token must never be sent again.
+func (t *sessionTokens) preferLatest(sess *store.Session) error {
+	nt, ok := t.s.rp.Latest(tokensOf(sess))
+	if !ok {
+		return nil
+	}
+	applyTokens(sess, nt)
+	t.c.Set(ctxRotated, true)
+	return t.s.saveSession(t.c, sess)
 }
 
 // Refreshed implements lumin.TokenSource: after an API 401 with stale, refresh once —
@@ -62,6 +81,9 @@ func (t *sessionTokens) Refreshed(ctx context.Context, stale string) (string, er
 	sess := t.s.session(t.c)
 	if !sess.Connected() {
 		return "", errReconnect
+	}
+	if err := t.preferLatest(sess); err != nil {
+		return "", err
 	}
 	if sess.AccessToken != stale {
 		return sess.AccessToken, nil
@@ -92,6 +114,15 @@ func (t *sessionTokens) refreshLocked(ctx context.Context, sess *store.Session) 
 		// keeps it and the next user action retries (§7.7). Never resend here.
 		return "", err
 	}
+	applyTokens(sess, nt)
+	if err := t.s.saveSession(t.c, sess); err != nil {
+		return "", err
+	}
+	return sess.AccessToken, nil
+}
+
+// applyTokens writes a refreshed token set into the session.
+func applyTokens(sess *store.Session, nt lumin.Tokens) {
 	sess.AccessToken = nt.AccessToken
 	if nt.RefreshToken != "" { // a response without one keeps the old (security.md §7.2)
 		sess.RefreshToken = nt.RefreshToken
@@ -103,10 +134,6 @@ func (t *sessionTokens) refreshLocked(ctx context.Context, sess *store.Session) 
 	if len(nt.Scopes) > 0 {
 		sess.Scopes = nt.Scopes
 	}
-	if err := t.s.saveSession(t.c, sess); err != nil {
-		return "", err
-	}
-	return sess.AccessToken, nil
 }
 
 // dropConnection forgets the Lumin connection (tokens and the cached profile) but keeps

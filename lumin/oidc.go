@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,34 @@ type Config struct {
 	PostLogoutRedirectURL string
 }
 
+// String implements fmt.Stringer with the non-secret fields only: ClientSecret never
+// appears in any formatting path (security.md §12.1, §12.3).
+func (c Config) String() string {
+	return fmt.Sprintf("lumin.Config{Issuer:%q ClientID:%q RedirectURL:%q Scopes:%q Leeway:%s ClientSecret:[redacted]}",
+		c.Issuer, c.ClientID, c.RedirectURL, c.Scopes, c.Leeway)
+}
+
+// GoString implements fmt.GoStringer (%#v) with the same redaction.
+func (c Config) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter so every verb (%v, %+v, %#v, %s, %q) is redacted.
+func (c Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// MarshalJSON keeps the redaction when a Config is nested in a value a JSON logger
+// marshals (slog only asks the top-level value for LogValue).
+func (c Config) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// LogValue implements slog.LogValuer: the non-secret fields as a group.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("issuer", c.Issuer),
+		slog.String("client_id", c.ClientID),
+		slog.String("redirect_url", c.RedirectURL),
+		slog.String("scopes", strings.Join(c.Scopes, " ")),
+		slog.String("client_secret", "[redacted]"),
+	)
+}
+
 // Metadata is the subset of the discovery document we use (lumin-api.md §3).
 type Metadata struct {
 	Issuer                            string   `json:"issuer"`
@@ -63,6 +92,22 @@ type AuthRequest struct {
 	Nonce    string // 32 random bytes, base64url
 	Verifier string // PKCE verifier (oauth2.GenerateVerifier)
 }
+
+// String implements fmt.Stringer: state, nonce and verifier are login secrets that must
+// never reach a log (security.md §12.1, §12.3).
+func (AuthRequest) String() string { return "[redacted]" }
+
+// GoString implements fmt.GoStringer (%#v) with the same redaction.
+func (AuthRequest) GoString() string { return "[redacted]" }
+
+// Format implements fmt.Formatter so every verb (%v, %+v, %#v, %s, %q) is redacted.
+func (AuthRequest) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]")) }
+
+// LogValue implements slog.LogValuer.
+func (AuthRequest) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// MarshalJSON keeps the redaction inside values a JSON logger marshals.
+func (AuthRequest) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
 
 // NewAuthRequest draws fresh state, nonce and PKCE verifier from crypto/rand.
 func NewAuthRequest() (AuthRequest, error) {

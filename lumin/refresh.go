@@ -132,6 +132,36 @@ func tokenHash(tok string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Latest returns the newest token set this process knows for t: when t's refresh token
+// was rotated within the last 60 s (by another tab's request, or by a request whose
+// cookie write was lost), the rotated set, following later rotations of that set too.
+// A request that did not refresh uses it instead of re-saving or using the spent tokens
+// it arrived with (security.md §7.4 "never write stale tokens"; lumin-api.md §7: Hydra
+// treats a replayed refresh token as reuse and revokes the whole chain).
+func (rp *RP) Latest(t Tokens) (Tokens, bool) {
+	if t.RefreshToken == "" {
+		return Tokens{}, false
+	}
+	cur, found := t, false
+	// Each hop is one rotation inside the 60 s window; the bound only guards against a
+	// cycle, which rotation cannot produce.
+	for range 16 {
+		nt, ok := rp.rotatedFor(tokenHash(cur.RefreshToken))
+		if !ok {
+			break
+		}
+		if nt.RefreshToken == "" {
+			nt.RefreshToken = cur.RefreshToken // never lose the grant (security.md §7.2)
+		}
+		same := nt.RefreshToken == cur.RefreshToken
+		cur, found = nt, true
+		if same {
+			break // a response without a new refresh token kept the old one (§7.2)
+		}
+	}
+	return cur, found
+}
+
 func (rp *RP) rotatedFor(key string) (Tokens, bool) {
 	rp.rotMu.Lock()
 	defer rp.rotMu.Unlock()

@@ -47,6 +47,8 @@ type ErrorModel struct {
 type HomeModel struct {
 	Page
 	Scopes []Scope // what connecting will ask for
+	// Disconnected shows the fixed notice after POST /auth/disconnect (security.md §9.3).
+	Disconnected bool
 }
 
 // Scope is one OAuth scope explained in plain words.
@@ -93,11 +95,6 @@ type RequestRow struct {
 	Status    string
 	UpdatedAt time.Time
 	Stale     bool // could not be refreshed from Lumin just now
-}
-
-// DisconnectedModel is GET /disconnected.
-type DisconnectedModel struct {
-	Page
 }
 
 type csrfKey struct{}
