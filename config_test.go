@@ -274,7 +274,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(dir, "config.yaml")
 		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Skip()
+			t.Fatalf("writing the fuzz input: %v", err)
 		}
 		cfg, err := loadConfig(p, false, envFunc(nil))
 		if err != nil {
