@@ -33,6 +33,18 @@ const (
 	// deadlines), so the cost is about one more upstream round trip, and the bound keeps
 	// a view far below lumin-api.md §19's 3000 GETs / 30 min.
 	candidatesPerView = pageSize
+	// defaultListFreshFor is Server.listFreshFor's default. Every list view used to GET
+	// every non-terminal row of the page (up to 25 calls), so a user clicking between
+	// pages and details spent lumin-api.md §19's budget (an unpublished draft: 3000 GETs
+	// / 30 min per user; "never poll in tight loops") on answers a few seconds old. A row
+	// this process fetched for this user less than 20 s ago is shown from the store.
+	// Short enough that a change made elsewhere (Lumin's UI, a signer) shows up on the
+	// next view after a short pause; the app's own actions clear the entry at once.
+	defaultListFreshFor = 20 * time.Second
+	// freshMaxEntries bounds the freshness map: at about 150 bytes an entry the map
+	// stays under ~10 MB whatever the number of users; when full it is emptied, which
+	// costs at most one extra refresh per row.
+	freshMaxEntries = 50_000
 )
 
 // listRefreshConcurrency is refreshConcurrency, a variable only so the benchmark can
@@ -77,6 +89,83 @@ func fetchAll(ctx context.Context, api requestGetter, ts lumin.TokenSource, ids 
 	}
 	_ = g.Wait()
 	return out
+}
+
+// freshness remembers, per process, when each (user, request) was last fetched
+// successfully by the list refresh, so the next view within Server.listFreshFor does not
+// ask Lumin again (lumin-api.md §19). It is only a rate-limit saver: losing it (restart,
+// another replica, the size reset) costs one refresh, never a wrong answer beyond the
+// window. The zero value is ready to use; it is safe for concurrent use.
+type freshness struct {
+	mu sync.Mutex
+	m  map[string]freshEntry // freshKey(user, id) → entry
+}
+
+// freshEntry is a successful fetch at `at`, or, when cleared, the time an action changed
+// the request: a list fetch that started before then may carry the old state and must
+// not make the row fresh (the action and the refresh can race).
+type freshEntry struct {
+	at      time.Time
+	cleared bool
+}
+
+// freshKey joins user and id with a NUL. An id never contains one (lumin.ValidID), so
+// the last NUL splits the key back into its pair: two pairs never share a key.
+func freshKey(userKey, id string) string { return userKey + "\x00" + id }
+
+// put stores e, emptying the map first when it reached freshMaxEntries. Callers hold mu.
+func (f *freshness) put(k string, e freshEntry) {
+	if f.m == nil || len(f.m) >= freshMaxEntries {
+		f.m = make(map[string]freshEntry)
+	}
+	f.m[k] = e
+}
+
+// recent reports whether id was fetched for userKey less than window before now.
+func (f *freshness) recent(userKey, id string, now time.Time, window time.Duration) bool {
+	if window <= 0 {
+		return false
+	}
+	f.mu.Lock()
+	e, ok := f.m[freshKey(userKey, id)]
+	f.mu.Unlock()
+	if !ok || e.cleared {
+		return false
+	}
+	age := now.Sub(e.at)
+	return age >= 0 && age < window // a clock that went back never extends the window
+}
+
+// markFetched records that ids were fetched for userKey at `at` by a batch that
+// started at `started`; an id cleared since the batch started is left alone.
+func (f *freshness) markFetched(userKey string, ids []string, started, at time.Time) {
+	if len(ids) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		k := freshKey(userKey, id)
+		if e, ok := f.m[k]; ok && e.cleared && !e.at.Before(started) {
+			continue
+		}
+		f.put(k, freshEntry{at: at})
+	}
+}
+
+// clear makes the next list view fetch id for userKey again.
+func (f *freshness) clear(userKey, id string, at time.Time) {
+	f.mu.Lock()
+	f.put(freshKey(userKey, id), freshEntry{at: at, cleared: true})
+	f.mu.Unlock()
+}
+
+// requestChanged is called by every handler that changed (or may have changed) a
+// request or just fetched it itself — send, cancel, remind, expiry, track, the detail
+// page: the list's freshness window must not hide the change, so the next view fetches
+// that row again (lumin-api.md §19 allows the one GET; a stale list would not be).
+func (s *Server) requestChanged(userKey, id string) {
+	s.fresh.clear(userKey, id, s.now())
 }
 
 // isTerminal reports whether a status never changes again (lumin-api.md §16.2): those

@@ -182,15 +182,19 @@ func listURL(status string, page int) string {
 }
 
 // refreshPage refreshes the non-terminal rows and tries a few webhook candidates, writing
-// every answer back to the store before the page renders. It returns the ids that could
-// not be refreshed, the batch's upstream state, and whether the store changed.
+// every answer back to the store before the page renders. A row this process fetched
+// for the user within s.listFreshFor is not asked again: its stored state is the answer
+// Lumin gave seconds ago (lumin-api.md §19: no polling in tight loops). Candidates are
+// always tried. It returns the ids that could not be refreshed, the batch's upstream
+// state, and whether the store changed.
 func (s *Server) refreshPage(ctx context.Context, sess *store.Session, ts lumin.TokenSource, rows []store.TrackedRequest) (map[string]bool, *busyState, bool) {
 	stale := map[string]bool{}
 	busy := &busyState{}
 	stored := map[string]store.TrackedRequest{}
 	var ids []string
+	started := s.now()
 	for _, r := range rows {
-		if !isTerminal(r.Status) {
+		if !isTerminal(r.Status) && !s.fresh.recent(sess.UserKey, r.ID, started, s.listFreshFor) {
 			ids = append(ids, r.ID)
 			stored[r.ID] = r
 		}
@@ -220,6 +224,7 @@ func (s *Server) refreshPage(ctx context.Context, sess *store.Session, ts lumin.
 	// Lumin already told us.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	var fetched []string // answered and stored (or unchanged): fresh for listFreshFor
 	for i, o := range outs {
 		isCand := i >= len(ids)
 		if o.err != nil {
@@ -251,6 +256,7 @@ func (s *Server) refreshPage(ctx context.Context, sess *store.Session, ts lumin.
 		if known && sameState(prev, fresh) {
 			// Nothing new: skip the write. Every commit is an fsync (store: durable
 			// writes), and a page of unchanged rows must not cost 25 of them.
+			fetched = append(fetched, o.id)
 			continue
 		}
 		if err := s.db.Upsert(wctx, fresh); err != nil {
@@ -258,12 +264,16 @@ func (s *Server) refreshPage(ctx context.Context, sess *store.Session, ts lumin.
 			stale[o.id] = true
 			continue
 		}
+		fetched = append(fetched, o.id)
 		changed = true
 		if isCand {
 			if err := s.db.CandidateChecked(wctx, sess.UserKey, o.id); err != nil {
 				s.log.Warn("candidate check not recorded", "err", err)
 			}
 		}
+	}
+	if s.listFreshFor > 0 {
+		s.fresh.markFetched(sess.UserKey, fetched, started, now)
 	}
 	return stale, busy, changed
 }
@@ -463,6 +473,7 @@ func (s *Server) handleRequestsSend(c echo.Context) error {
 		s.log.Error("send returned an unusable id")
 		return userError(http.StatusBadGateway, "Unexpected answer from Lumin", "Lumin accepted the request but returned an unusable id; check your Lumin account.")
 	}
+	s.requestChanged(sess.UserKey, sr.ID) // the list shows the new request from its own first GET
 	now := s.now()
 	status := sr.Status
 	if status == "" {
@@ -564,6 +575,7 @@ func (s *Server) handleRequestsTrack(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), detailTimeout)
 	defer cancel()
 	sr, err := s.api.Get(ctx, s.tokenSource(c), id)
+	s.requestChanged(sess.UserKey, id)
 	if err != nil {
 		var ae *lumin.APIError
 		if errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusForbidden) {
@@ -639,6 +651,10 @@ func (s *Server) loadDetail(c echo.Context, sess *store.Session, id string) (det
 	gctx, cancel := context.WithTimeout(ctx, detailTimeout)
 	defer cancel()
 	sr, err := s.api.Get(gctx, s.tokenSource(c), id)
+	// Whatever the answer, the list's next view fetches this row again: the user looks
+	// at a request mostly around changing it, and one GET is cheap next to a list that
+	// hides the change for listFreshFor (lumin-api.md §19).
+	s.requestChanged(sess.UserKey, id)
 	if err == nil {
 		sr.ID = id
 		d.live, d.isLive = sr, true
@@ -856,7 +872,10 @@ func (s *Server) handleRequestCancel(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), actionTimeout)
 	defer cancel()
-	if err := s.api.Cancel(ctx, s.tokenSource(c), id); err != nil {
+	err = s.api.Cancel(ctx, s.tokenSource(c), id)
+	// Even a failed call (timeout, 5xx) may have cancelled it: re-fetch on the next view.
+	s.requestChanged(sess.UserKey, id)
+	if err != nil {
 		return s.actionFailure(c, sess, g, id, err)
 	}
 	now := s.now()
@@ -897,6 +916,7 @@ func (s *Server) handleRequestRemind(c echo.Context) error {
 	defer cancel()
 	ts := s.tokenSource(c)
 	rems, err := s.api.Remind(ctx, ts, id, emails)
+	s.requestChanged(sess.UserKey, id) // signers' reminder state may have changed, even on an error
 	if err != nil {
 		return s.actionFailure(c, sess, g, id, err)
 	}
@@ -939,6 +959,7 @@ func (s *Server) handleRequestExpiry(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), actionTimeout)
 	defer cancel()
 	sr, err := s.api.UpdateExpiry(ctx, s.tokenSource(c), id, at)
+	s.requestChanged(sess.UserKey, id) // even a failed call may have changed it
 	if err != nil {
 		return s.actionFailure(c, sess, g, id, err)
 	}

@@ -72,6 +72,12 @@ type Server struct {
 	bodyLimits map[string]int64 // "METHOD /route" → max body bytes; default defaultBodyLimit
 	fallback   []byte           // pre-rendered error page used when rendering fails
 
+	// listFreshFor is how long a row the list refresh fetched stays fresh for its user
+	// (defaultListFreshFor; lumin-api.md §19). A field so tests and the benchmark can
+	// change it before serving; 0 refreshes every non-terminal row on every view.
+	listFreshFor time.Duration
+	fresh        freshness
+
 	// endSessionOrigin is the origin of Lumin's end_session_endpoint once discovery
 	// succeeded; CSP form-action must list it (security.md §10).
 	endSessionOrigin atomic.Pointer[string]
@@ -100,6 +106,7 @@ func New(d Deps) (*Server, error) {
 		webhookSecret: d.WebhookSecret,
 		log:           d.Logger,
 		now:           d.Now,
+		listFreshFor:  defaultListFreshFor,
 		assets: views.Assets{
 			CSS:  static.Path("css/app.css"),
 			JS:   static.Path("js/app.js"),
