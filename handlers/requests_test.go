@@ -559,7 +559,7 @@ func TestReadOnlyScope(t *testing.T) {
 		t.Errorf("new: got %d, want 403 scope page", p.status)
 	}
 	before := len(a.fake.Requests())
-	for _, path := range []string{"/requests", "/requests/" + seededID(3) + "/cancel", "/requests/" + seededID(3) + "/expiry"} {
+	for _, path := range []string{"/requests", "/requests/" + seededID(3) + "/cancel", "/requests/" + seededID(3) + "/remind", "/requests/" + seededID(3) + "/expiry"} {
 		if p := ada.post(path, url.Values{"expires_at": {"2099-01-01"}}, true); p.status != http.StatusForbidden {
 			t.Errorf("POST %s: got %d, want 403", path, p.status)
 		}
@@ -574,11 +574,23 @@ func TestReadOnlyScope(t *testing.T) {
 func TestNoRequestScope(t *testing.T) {
 	a := newConsoleApp(t, consoleOpts{scopes: []string{"openid", "offline_access", "profile.read"}})
 	ada := a.mustConnect(t, 0)
-	for _, path := range []string{"/requests", "/requests/new", "/requests/" + seededID(1)} {
+	// Every console route, read or write (routes.go requireScope).
+	for _, path := range []string{"/requests", "/requests/new", "/requests/" + seededID(1), "/requests/" + seededID(1) + "/file"} {
 		p := ada.get(path)
 		if p.status != http.StatusForbidden || p.testid("scope-missing").Length() != 1 {
-			t.Errorf("%s: got %d, want 403 scope page", path, p.status)
+			t.Errorf("GET %s: got %d, want 403 scope page", path, p.status)
 		}
+	}
+	before := len(a.fake.Requests())
+	for _, path := range []string{"/requests", "/requests/track", "/requests/" + seededID(1) + "/cancel",
+		"/requests/" + seededID(1) + "/remind", "/requests/" + seededID(1) + "/expiry"} {
+		p := ada.post(path, url.Values{"id": {seededID(1)}, "expires_at": {"2099-01-01"}}, true)
+		if p.status != http.StatusForbidden || p.testid("scope-missing").Length() != 1 {
+			t.Errorf("POST %s: got %d, want 403 scope page", path, p.status)
+		}
+	}
+	if n := len(a.fake.Requests()) - before; n != 0 {
+		t.Errorf("the sandbox saw %d requests from scope-less POSTs, want 0", n)
 	}
 }
 

@@ -39,15 +39,16 @@ func (s *Server) routes() {
 	// Signature requests (issue 5, requests.go). Every POST is behind the CSRF middleware.
 	// Use per-route middleware, not e.Group("", …): an Echo group with middleware
 	// registers catch-all routes that would turn every 404 into its middleware's answer.
-	e.GET("/requests", s.handleRequestsList, s.requireConnected)
-	e.GET("/requests/new", s.handleRequestsNew, s.requireConnected)
-	e.POST("/requests", s.handleRequestsSend, s.requireConnected)
-	e.POST("/requests/track", s.handleRequestsTrack, s.requireConnected)
-	e.GET("/requests/:id", s.handleRequestDetail, s.requireConnected)
-	e.POST("/requests/:id/cancel", s.handleRequestCancel, s.requireConnected)
-	e.POST("/requests/:id/remind", s.handleRequestRemind, s.requireConnected)
-	e.POST("/requests/:id/expiry", s.handleRequestExpiry, s.requireConnected)
-	e.GET("/requests/:id/file", s.handleRequestFile, s.requireConnected)
+	read, write := s.requireScope(false), s.requireScope(true)
+	e.GET("/requests", s.handleRequestsList, s.requireConnected, read)
+	e.GET("/requests/new", s.handleRequestsNew, s.requireConnected, write)
+	e.POST("/requests", s.handleRequestsSend, s.requireConnected, write)
+	e.POST("/requests/track", s.handleRequestsTrack, s.requireConnected, read)
+	e.GET("/requests/:id", s.handleRequestDetail, s.requireConnected, read)
+	e.POST("/requests/:id/cancel", s.handleRequestCancel, s.requireConnected, write)
+	e.POST("/requests/:id/remind", s.handleRequestRemind, s.requireConnected, write)
+	e.POST("/requests/:id/expiry", s.handleRequestExpiry, s.requireConnected, write)
+	e.GET("/requests/:id/file", s.handleRequestFile, s.requireConnected, read)
 
 	// Lumin app webhooks (webhooks.go): CSRF-skipped and session-free, HMAC instead
 	// (security.md §11); 404 without LUMIN_WEBHOOK_SECRET.
