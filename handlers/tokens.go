@@ -43,11 +43,8 @@ func (s *Server) tokenSource(c echo.Context) lumin.TokenSource {
 func (t *sessionTokens) AccessToken(ctx context.Context) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sess := t.s.session(t.c)
-	if !sess.Connected() {
-		return "", errReconnect
-	}
-	if err := t.preferLatest(sess); err != nil {
+	sess, err := t.current()
+	if err != nil {
 		return "", err
 	}
 	// A set taken from the rotation map is at most 60 s old: use it as it is, as
@@ -57,6 +54,18 @@ func (t *sessionTokens) AccessToken(ctx context.Context) (string, error) {
 		return sess.AccessToken, nil
 	}
 	return t.refreshLocked(ctx, sess)
+}
+
+// current returns the connected session with the newest token set known; t.mu is held.
+func (t *sessionTokens) current() (*store.Session, error) {
+	sess := t.s.session(t.c)
+	if !sess.Connected() {
+		return nil, errReconnect
+	}
+	if err := t.preferLatest(sess); err != nil {
+		return nil, err
+	}
+	return sess, nil
 }
 
 // preferLatest switches the session to the rotated token set when another request
@@ -78,11 +87,8 @@ func (t *sessionTokens) preferLatest(sess *store.Session) error {
 func (t *sessionTokens) Refreshed(ctx context.Context, stale string) (string, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	sess := t.s.session(t.c)
-	if !sess.Connected() {
-		return "", errReconnect
-	}
-	if err := t.preferLatest(sess); err != nil {
+	sess, err := t.current()
+	if err != nil {
 		return "", err
 	}
 	if sess.AccessToken != stale {
