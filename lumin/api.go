@@ -434,6 +434,11 @@ func (a *API) do(ctx context.Context, ts TokenSource, c call) error {
 			ra, hasRA := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 			ae := apiError(resp)
 			ae.RetryAfter = ra
+			if hasRA {
+				// A 503 that says when to come back is "busy, try again in N s", like a
+				// 429 — not a generic outage (security.md §8.4); the kind decides the page.
+				ae.kind = ErrRateLimited
+			}
 			// RFC 6585 §4, RFC 9110 §10.2.3: honour Retry-After; one automatic retry of a
 			// GET if it is ≤ 2 s, else tell the user "try again in N s" (security.md §8.4).
 			if get && hasRA && ra <= maxRateWait && !rateRetried {

@@ -304,7 +304,7 @@ func TestAPIStatusMapping(t *testing.T) {
 		{"GET 429 short → one retry", true, seq(status(429, "Retry-After", "1"), okSample), nil, 0, 2, 0, "", 0, nil},
 		{"GET 429 short twice", true, status(429, "Retry-After", "2"), ErrRateLimited, 429, 2, 0, "", 2 * time.Second, nil},
 		{"GET 429 long", true, status(429, "Retry-After", "10"), ErrRateLimited, 429, 1, 0, "", 10 * time.Second, nil},
-		{"GET 503 HTTP date", true, status(503, "Retry-After", httpDate), ErrUpstream, 503, 1, 0, "", 0, nil},
+		{"GET 503 HTTP date", true, status(503, "Retry-After", httpDate), ErrRateLimited, 503, 1, 0, "", 0, nil},
 		{"PUT 429 short not retried", false, status(429, "Retry-After", "1"), ErrRateLimited, 429, 1, 0, "", time.Second, nil},
 		{"GET 500 → 2 retries", true, status(500), ErrUpstream, 500, 3, 0, "", 0, nil},
 		{"GET 502 then ok", true, seq(status(502), okSample), nil, 0, 2, 0, "", 0, nil},

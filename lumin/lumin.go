@@ -106,7 +106,8 @@ var (
 	// ErrInvalidInput is REST 400/422 (a form error) or input this client refused to
 	// send (bad id shape, empty title …) — no request was made in the latter case.
 	ErrInvalidInput = errors.New("lumin: invalid input")
-	// ErrRateLimited is REST 429; APIError.RetryAfter says how long to wait.
+	// ErrRateLimited is REST 429, or 503 with Retry-After; APIError.RetryAfter says how
+	// long to wait.
 	ErrRateLimited = errors.New("lumin: rate limited")
 )
 
