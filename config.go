@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/connectlumin/app/lumin"
+	"github.com/connectlumin/app/store"
 )
 
 // Config is the whole runtime configuration: non-secret settings from config.yaml,
@@ -277,7 +278,7 @@ func (c Config) validate() error {
 		add("SESSION_KEYS is required outside sandbox mode: one or more comma-separated secrets of at least 32 bytes, current first (security.md §6.1.2)")
 	}
 	for i, k := range c.SessionKeys {
-		if len(k) < 32 {
+		if len(k) < store.MinKeyBytes {
 			add("SESSION_KEYS entry %d is %d bytes; each must be at least 32 bytes (security.md §6.1.2)", i+1, len(k))
 		}
 	}
@@ -290,8 +291,10 @@ func (c Config) validate() error {
 	if c.Session.AbsoluteTimeout <= 0 || c.Session.AbsoluteTimeout < c.Session.IdleTimeout {
 		add("session.absolute_timeout must be positive and at least session.idle_timeout")
 	}
-	if c.Lumin.IDTokenLeeway < 0 || c.Lumin.IDTokenLeeway > 5*time.Minute {
-		add("LUMIN_ID_TOKEN_LEEWAY must be between 0s and 5m (security.md §4.4)")
+	// 0 is refused rather than silently replaced: lumin.NewRP reads a zero leeway as
+	// "use the 60 s default".
+	if c.Lumin.IDTokenLeeway < time.Second || c.Lumin.IDTokenLeeway > 5*time.Minute {
+		add("LUMIN_ID_TOKEN_LEEWAY must be between 1s and 5m (security.md §4.4)")
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		add("LOG_FORMAT must be text or json")
@@ -360,21 +363,19 @@ func doctor(ctx context.Context, cfg Config, rp *lumin.RP, hc *http.Client, now 
 	defer cancel()
 	var problems []string
 
-	md, err := rp.Discover(ctx)
+	_, err := rp.Discover(ctx)
 	switch {
 	case errors.Is(err, lumin.ErrIssuerMismatch):
 		// security.md §1.2: show both strings so a trailing "/" is easy to spot.
 		problems = append(problems, fmt.Sprintf("LUMIN_ISSUER %q does not match the discovery document's issuer exactly (%v); set LUMIN_ISSUER to the published string", cfg.Lumin.Issuer, err))
+	case errors.Is(err, lumin.ErrDiscoveryInvalid):
+		// The issuer answered, with a document we must refuse (e.g. PKCE without S256,
+		// security.md §1.4; no RS256; no client_secret_post): sign-in could never work, so
+		// this is not the "unreachable, start anyway" case. lumin.checkMetadata is the one
+		// place these rules live.
+		problems = append(problems, fmt.Sprintf("the discovery document of %s is not acceptable: %v", cfg.Lumin.Issuer, err))
 	case err != nil:
 		warn(fmt.Sprintf("warning: Lumin discovery at %s is unreachable (%v); starting anyway, sign-in answers 503 until it is back", cfg.Lumin.Issuer, err))
-	default:
-		if !slices.Contains(md.CodeChallengeMethodsSupported, "S256") {
-			// security.md §1.4: PKCE S256 on every login, never plain, no fallback.
-			problems = append(problems, "the issuer's discovery document does not list code_challenge_methods_supported S256; PKCE S256 is required (security.md §1.4)")
-		}
-		if len(md.TokenEndpointAuthMethodsSupported) > 0 && !slices.Contains(md.TokenEndpointAuthMethodsSupported, "client_secret_post") {
-			warn("warning: the issuer does not list client_secret_post in token_endpoint_auth_methods_supported; Lumin documents it, so token requests may fail")
-		}
 	}
 	if err == nil {
 		if skew, ok := clockSkew(ctx, hc, cfg.Lumin.Issuer, now); ok && (skew > time.Minute || skew < -time.Minute) {
@@ -390,7 +391,7 @@ func doctor(ctx context.Context, cfg Config, rp *lumin.RP, hc *http.Client, now 
 
 // clockSkew compares our clock with the issuer's Date header (issuer time − ours).
 func clockSkew(ctx context.Context, hc *http.Client, issuer string, now func() time.Time) (time.Duration, bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, issuer+"/.well-known/openid-configuration", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(issuer, "/")+"/.well-known/openid-configuration", nil)
 	if err != nil {
 		return 0, false
 	}

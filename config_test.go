@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,6 +166,7 @@ func TestValidate(t *testing.T) {
 		{"bad proxy", func(c *Config) { c.App.TrustedProxies = []string{"10.0.0.1"} }, "APP_TRUSTED_PROXIES"},
 		{"log format", func(c *Config) { c.Log.Format = "xml" }, "LOG_FORMAT"},
 		{"leeway", func(c *Config) { c.Lumin.IDTokenLeeway = time.Hour }, "LEEWAY"},
+		{"zero leeway", func(c *Config) { c.Lumin.IDTokenLeeway = 0 }, "LEEWAY"}, // lumin would read 0 as 60 s
 		{"timeouts", func(c *Config) { c.Session.AbsoluteTimeout = time.Minute }, "absolute_timeout"},
 	}
 	for _, tt := range tests {
@@ -237,6 +241,32 @@ func TestDoctor(t *testing.T) {
 		}
 		if len(warnings) != 1 || !strings.Contains(warnings[0], "unreachable") {
 			t.Errorf("warnings = %q, want one about reachability", warnings)
+		}
+	})
+	t.Run("PKCE without S256 is fatal", func(t *testing.T) {
+		// security.md §1.4: a discovery document that answers but offers only "plain"
+		// must stop start-up, not pass as "unreachable".
+		var srv *httptest.Server
+		srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if r.URL.Path != "/.well-known/openid-configuration" {
+				_, _ = w.Write([]byte(`{"keys":[]}`))
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"issuer": srv.URL, "authorization_endpoint": srv.URL + "/oauth2/auth",
+				"token_endpoint": srv.URL + "/oauth2/token", "jwks_uri": srv.URL + "/jwks",
+				"id_token_signing_alg_values_supported": []string{"RS256"},
+				"code_challenge_methods_supported":      []string{"plain"},
+			})
+		}))
+		defer srv.Close()
+		cfg.Lumin.Issuer = srv.URL
+		var warnings []string
+		err := doctor(context.Background(), cfg, newRP(srv.URL), hc, time.Now, func(s string) { warnings = append(warnings, s) })
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(ce.Error(), "not acceptable") {
+			t.Fatalf("got %v (warnings %q), want a ConfigError saying the document is not acceptable", err, warnings)
 		}
 	})
 	t.Run("clock skew is a warning", func(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,17 +47,6 @@ func TestDurabilityChild(t *testing.T) {
 type appProcess struct {
 	cmd *exec.Cmd
 	out *bytes.Buffer
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // startApp starts the app on addr with dbURL and secret and waits for /healthz.
@@ -125,7 +113,7 @@ func TestWebhookDurability(t *testing.T) {
 	const secret = "durability-secret-0123456789abcdef"
 	dir := t.TempDir()
 	dbURL := "sqlite:" + filepath.Join(dir, "app.db")
-	addr := freeAddr(t)
+	addr := freeLoopbackAddr(t)
 	p := startApp(t, addr, dbURL, secret)
 
 	const total, workers, killAfter = 3000, 8, 300

@@ -87,9 +87,8 @@ func (p *fakePurger) PurgeExpired(context.Context, time.Time) error {
 // a failure is a WARN, not a crash.
 func TestPurgeLoop(t *testing.T) {
 	p := &fakePurger{first: make(chan struct{}), err: errors.New("db down")}
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	var buf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -110,20 +109,7 @@ func TestPurgeLoop(t *testing.T) {
 	if calls != 1 {
 		t.Errorf("PurgeExpired calls = %d, want 1", calls)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "reason=purge_failed") {
 		t.Errorf("no WARN purge_failed logged:\n%s", buf.String())
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

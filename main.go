@@ -100,9 +100,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return &ConfigError{Problems: []string{err.Error()}}
 	}
-	if err := ensureSQLiteDir(cfg.Database.URL); err != nil {
-		return err
-	}
 	db, err := store.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return fmt.Errorf("opening the database: %w", err)
@@ -202,20 +199,6 @@ func randomSecret() string {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// ensureSQLiteDir creates the directory of a sqlite: path so `go run .` works from a
-// fresh clone (data/ is not committed).
-func ensureSQLiteDir(dsn string) error {
-	p, ok := strings.CutPrefix(dsn, "sqlite:")
-	if !ok || p == "" || strings.HasPrefix(p, ":memory:") || strings.HasPrefix(p, "file::memory:") {
-		return nil
-	}
-	p, _, _ = strings.Cut(strings.TrimPrefix(p, "file:"), "?")
-	if i := strings.LastIndex(p, "/"); i > 0 {
-		return os.MkdirAll(p[:i], 0o700)
-	}
-	return nil
 }
 
 func newLogger(lc LogConfig, w io.Writer) *slog.Logger {

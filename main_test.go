@@ -32,7 +32,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// freeAddr picks a free loopback port (listen, note, close) so APP_ADDR and
+// freeLoopbackAddr picks a free loopback port (listen, note, close) so APP_ADDR and
 // APP_BASE_URL can agree before run starts.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
