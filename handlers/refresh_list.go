@@ -168,16 +168,6 @@ func (s *Server) requestChanged(userKey, id string) {
 	s.fresh.clear(userKey, id, s.now())
 }
 
-// isTerminal reports whether a status never changes again (lumin-api.md §16.2): those
-// rows are served from the store without asking Lumin.
-func isTerminal(status string) bool {
-	switch status {
-	case "APPROVED", "REJECTED", "CANCELLED", "FAILED":
-		return true
-	}
-	return false
-}
-
 // trackedFrom converts Lumin's object into the store's row for userKey.
 func trackedFrom(userKey, source string, sr lumin.SignatureRequest, checked time.Time) store.TrackedRequest {
 	tr := store.TrackedRequest{
@@ -197,9 +187,10 @@ func trackedFrom(userKey, source string, sr lumin.SignatureRequest, checked time
 	return tr
 }
 
-// busyState collects the worst upstream answer of a batch for the page notice.
+// busyState collects the worst upstream answer of a batch for the page notice. Only
+// refreshPage's own goroutine calls note (before the fan-out and after fetchAll
+// returned, never from its workers), so it needs no lock.
 type busyState struct {
-	mu         sync.Mutex
 	busy       bool // a 429/503 or 5xx/timeout was seen
 	retryAfter time.Duration
 	authErr    error // 401 after refresh / dead grant: the page sends the user to reconnect
@@ -209,8 +200,6 @@ func (b *busyState) note(err error) {
 	if err == nil {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var ae *lumin.APIError
 	switch {
 	case needsReconnect(err):

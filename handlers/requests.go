@@ -143,8 +143,7 @@ func (s *Server) renderScopeMissing(c echo.Context, write bool) error {
 // busyNotice is the degraded-mode text (lumin-api.md §19: honour Retry-After).
 func busyNotice(retryAfter time.Duration) string {
 	if retryAfter > 0 {
-		n := int(math.Ceil(retryAfter.Seconds()))
-		return "Lumin is busy, try again in " + strconv.Itoa(n) + " s. Showing the last known statuses."
+		return busyRetryText(retryAfter) + " Showing the last known statuses."
 	}
 	return "Lumin could not be reached just now. Showing the last known statuses."
 }
@@ -210,12 +209,18 @@ func (s *Server) refreshPage(ctx context.Context, sess *store.Session, ts lumin.
 	var ids []string
 	started := s.now()
 	for _, r := range rows {
-		if !isTerminal(r.Status) && !s.fresh.recent(sess.UserKey, r.ID, started, s.listFreshFor) {
+		if !store.IsTerminal(r.Status) && !s.fresh.recent(sess.UserKey, r.ID, started, s.listFreshFor) {
 			ids = append(ids, r.ID)
 			stored[r.ID] = r
 		}
 	}
-	cands, err := s.db.Candidates(ctx, sess.UserKey, sess.Email, candidatesPerView)
+	// HasCandidates is served from the store's read cache, so the usual view (no open
+	// candidates) costs no query; the uncached Candidates query runs only when it says so.
+	var cands []string
+	has, err := s.db.HasCandidates(ctx, sess.UserKey)
+	if err == nil && has {
+		cands, err = s.db.Candidates(ctx, sess.UserKey, sess.Email, candidatesPerView)
+	}
 	if err != nil {
 		s.log.Warn("candidates lookup failed", "err", err)
 		cands = nil
@@ -260,9 +265,7 @@ func (s *Server) refreshPage(ctx context.Context, sess *store.Session, ts lumin.
 			busy.note(o.err)
 			continue
 		}
-		if o.sr.ID != o.id {
-			o.sr.ID = o.id // the path's id is the key, whatever the body says
-		}
+		o.sr.ID = o.id // the path's id is the key, whatever the body says
 		prev, known := stored[o.id]
 		src := prev.Source
 		if isCand {
@@ -363,7 +366,7 @@ func (s *Server) listModel(c echo.Context, sess *store.Session, g grants, q list
 		m.Statuses = append(m.Statuses, views.StatusOption{Value: st, Label: views.StatusLabel(st), Selected: st == q.status})
 	}
 	pages := (total + pageSize - 1) / pageSize
-	m.Pager = views.Pager{Page: q.page, TotalPages: pages, Total: total}
+	m.Pager = views.Pager{Page: q.page, TotalPages: pages}
 	if q.page > 1 {
 		m.Pager.PrevURL = listURL(q.status, q.page-1)
 	}
@@ -425,11 +428,8 @@ func (s *Server) loadRequestsSummary(ctx context.Context, sess *store.Session) (
 	return sum, nil
 }
 
-// handleRequestsNew is GET /requests/new.
+// handleRequestsNew is GET /requests/new (requireConnected and requireScope ran).
 func (s *Server) handleRequestsNew(c echo.Context) error {
-	if _, _, err := s.consoleSession(c); err != nil {
-		return err
-	}
 	m := newSendModel(s.now())
 	m.Page = s.page(c, "Send a signature request", "requests")
 	return s.render(c, http.StatusOK, views.NewRequest(m))
@@ -442,8 +442,8 @@ func (s *Server) handleRequestsSend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The body is capped at sendBodyLimit by the bodyLimit middleware (s.bodyLimits).
 	r := c.Request()
-	r.Body = http.MaxBytesReader(c.Response(), r.Body, sendBodyLimit)
 	sf, ok, err := parseSendForm(r, s.now())
 	if r.MultipartForm != nil {
 		defer r.MultipartForm.RemoveAll() // spilled parts, if any, never outlive the request
@@ -546,6 +546,8 @@ func (s *Server) formFailure(err error) (status int, msg string, fatal error) {
 	}
 }
 
+// busyRetryText is the "try again" sentence of a 429/503, rounding Retry-After up to
+// whole seconds (lumin-api.md §19: honour Retry-After).
 func busyRetryText(d time.Duration) string {
 	if d > 0 {
 		return "Lumin is busy, try again in " + strconv.Itoa(int(math.Ceil(d.Seconds()))) + " s."
@@ -730,8 +732,8 @@ func (s *Server) detailModel(c echo.Context, g grants, id string, d detailState)
 	act := live && g.write && actionable(m.Status)
 	m.CanCancel, m.CanExpiry = act, act
 	for i, sg := range signers {
-		row := views.SignerRow{Index: i, Name: sg.Name, Email: sg.Email, Group: sg.Group, Status: sg.Status, Approved: sg.IsApproved}
-		row.CanRemind = act && !sg.IsApproved && (sg.Status == "NEED_TO_SIGN" || sg.Status == "WAITING_FOR_OTHERS")
+		row := views.SignerRow{Index: i, Name: sg.Name, Email: sg.Email, Group: sg.Group, Status: sg.Status}
+		row.CanRemind = act && !sg.IsApproved && actionable(sg.Status)
 		if row.CanRemind {
 			m.CanRemind = true
 		}
@@ -833,7 +835,8 @@ func (s *Server) actionMessage(c echo.Context, sess *store.Session, g grants, id
 	return s.render(c, status, views.RequestDetail(m))
 }
 
-// actionPrelude is shared by the POST actions: connected, write scope, valid id.
+// actionPrelude is shared by the POST actions: the connected session and a valid id.
+// The write scope is checked before, by the routes' requireScope(true) middleware.
 func (s *Server) actionPrelude(c echo.Context) (*store.Session, grants, string, error) {
 	sess, g, err := s.consoleSession(c)
 	if err != nil {
@@ -864,7 +867,7 @@ func (s *Server) updateStored(ctx context.Context, userKey, id string, apply fun
 // handleRequestCancel is POST /requests/:id/cancel (never retried, security.md §8.5).
 func (s *Server) handleRequestCancel(c echo.Context) error {
 	sess, g, id, err := s.actionPrelude(c)
-	if err != nil || sess == nil {
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), actionTimeout)
@@ -890,7 +893,7 @@ func (s *Server) handleRequestCancel(c echo.Context) error {
 // per-email outcome is shown, never retried (lumin-api.md §16.3).
 func (s *Server) handleRequestRemind(c echo.Context) error {
 	sess, g, id, err := s.actionPrelude(c)
-	if err != nil || sess == nil {
+	if err != nil {
 		return err
 	}
 	form, err := c.FormParams()
@@ -911,25 +914,22 @@ func (s *Server) handleRequestRemind(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), actionTimeout)
 	defer cancel()
-	ts := s.tokenSource(c)
-	rems, err := s.api.Remind(ctx, ts, id, emails)
+	sr, rems, err := s.api.Remind(ctx, s.tokenSource(c), id, emails)
 	s.requestChanged(sess.UserKey, id) // signers' reminder state may have changed, even on an error
 	if err != nil {
 		return s.actionFailure(c, sess, g, id, err)
 	}
 	// Encode the outcomes as signer index + allowlisted status so the result page (after
-	// the 303) shows them without reflecting text from the URL.
-	var signers []lumin.Signer
-	if sr, err := s.api.Get(ctx, ts, id); err == nil {
-		signers = sr.Signers
-	}
+	// the 303) shows them without reflecting text from the URL. The indexes come from the
+	// signature_request of the remind answer itself (lumin-api.md §16.3): a second GET
+	// could fail and silently drop a BOUNCE or EXCEED_DAILY_LIMIT.
 	var parts []string
 	for _, r := range rems {
 		st := r.EmailStatus
 		if _, ok := reminderLabels[st]; !ok {
 			st = "UNKNOWN"
 		}
-		for i, sg := range signers {
+		for i, sg := range sr.Signers {
 			if strings.EqualFold(sg.Email, r.Email) {
 				parts = append(parts, strconv.Itoa(i)+":"+st)
 				break
@@ -946,7 +946,7 @@ func (s *Server) handleRequestRemind(c echo.Context) error {
 // handleRequestExpiry is POST /requests/:id/expiry.
 func (s *Server) handleRequestExpiry(c echo.Context) error {
 	sess, g, id, err := s.actionPrelude(c)
-	if err != nil || sess == nil {
+	if err != nil {
 		return err
 	}
 	at, msg := parseExpiryDate(c.FormValue("expires_at"), s.now())
@@ -974,9 +974,6 @@ func (s *Server) handleRequestExpiry(c echo.Context) error {
 // handleRequestFile is GET /requests/:id/file?type=…: ask Lumin for a signed URL on
 // demand, check it (security.md §8.8) and 303 to it; it is never stored (§8.9).
 func (s *Server) handleRequestFile(c echo.Context) error {
-	if _, _, err := s.consoleSession(c); err != nil {
-		return err
-	}
 	id, err := pathID(c)
 	if err != nil {
 		return err
@@ -996,7 +993,7 @@ func (s *Server) handleRequestFile(c echo.Context) error {
 		if errors.As(err, &ae) {
 			switch ae.Status {
 			case http.StatusConflict:
-				m := views.FileNotReadyModel{Page: s.page(c, "Not ready yet", "requests"), ID: id, Kind: kind}
+				m := views.FileNotReadyModel{Page: s.page(c, "Not ready yet", "requests"), ID: id}
 				return s.render(c, http.StatusConflict, views.FileNotReady(m))
 			case http.StatusNotFound, http.StatusForbidden:
 				return errRequestNotFound

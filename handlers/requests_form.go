@@ -105,7 +105,7 @@ func formValue(f *multipart.Form, vals url.Values, key string) string {
 }
 
 // parseSendForm reads and validates POST /requests. r.Body must already be capped at
-// sendBodyLimit. It returns errBodyTooLarge when the body or the file is over its cap.
+// sendBodyLimit (the bodyLimit middleware does, from s.bodyLimits). It returns errBodyTooLarge when the body or the file is over its cap.
 // ok is false when the model carries errors (or an add/remove re-render was asked).
 func parseSendForm(r *http.Request, now time.Time) (sf sendForm, ok bool, err error) {
 	sf.model = newSendModel(now)
@@ -260,14 +260,14 @@ func parseSendForm(r *http.Request, now time.Time) (sf sendForm, ok bool, err er
 		if m.SigningType == "ORDER" || s.Group != "" {
 			n, err := strconv.Atoi(s.Group)
 			if err != nil || n < 1 || n > maxSigners {
-				s.GroupError, valid = "The order must be a number from 1 to 20.", false
+				s.GroupError, valid = "The order must be a number from 1 to "+strconv.Itoa(maxSigners)+".", false
 			}
 			g = n
 		}
 		signers = append(signers, lumin.Signer{Name: s.Name, Email: s.Email, Group: g})
 	}
 	if live > maxSigners {
-		m.SignersError, valid = "At most 20 signers.", false
+		m.SignersError, valid = "At most "+strconv.Itoa(maxSigners)+" signers.", false
 	}
 	if !valid {
 		// Browsers never re-fill a file input: say so instead of losing it silently.

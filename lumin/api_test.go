@@ -238,7 +238,7 @@ func TestAPIInvalidIDMakesNoRequest(t *testing.T) {
 	calls := map[string]func() error{
 		"Get":          func() error { _, err := a.Get(ctx, ts, "../x"); return err },
 		"Cancel":       func() error { return a.Cancel(ctx, ts, "a/b") },
-		"Remind":       func() error { _, err := a.Remind(ctx, ts, "", nil); return err },
+		"Remind":       func() error { _, _, err := a.Remind(ctx, ts, "", nil); return err },
 		"UpdateExpiry": func() error { _, err := a.UpdateExpiry(ctx, ts, "a?b", time.Now()); return err },
 		"File":         func() error { _, err := a.File(ctx, ts, "a b", ""); return err },
 		"File kind":    func() error { _, err := a.File(ctx, ts, "ok", "../x"); return err },
@@ -407,7 +407,7 @@ func TestAPINetworkErrors(t *testing.T) {
 	if getConns < 3 {
 		t.Errorf("GET connections: got %d, want ≥ 3 (2 retries)", getConns)
 	}
-	if _, err := a.Remind(ctxT(t), ts, "sr_1", []string{"a@example.com"}); !errors.Is(err, ErrUpstream) {
+	if _, _, err := a.Remind(ctxT(t), ts, "sr_1", []string{"a@example.com"}); !errors.Is(err, ErrUpstream) {
 		t.Errorf("POST: got %v, want ErrUpstream", err)
 	}
 	if n := count() - getConns; n != 1 {
@@ -543,9 +543,12 @@ func TestAPIRemindAndExpiry(t *testing.T) {
 		okSample(i, w, r)
 	})
 	ts := &fakeTS{tok: "t"}
-	rs, err := a.Remind(ctxT(t), ts, "sr_1", []string{"a@example.com", "b@example.com"})
+	sr, rs, err := a.Remind(ctxT(t), ts, "sr_1", []string{"a@example.com", "b@example.com"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if sr.ID != "sr_1" {
+		t.Errorf("signature_request id: got %q, want sr_1", sr.ID)
 	}
 	if len(rs) != 2 || rs[1] != (Reminder{Email: "b@example.com", SignerStatus: "NEED_TO_SIGN", EmailStatus: "EXCEED_DAILY_LIMIT"}) {
 		t.Errorf("reminders: got %+v", rs)
@@ -699,6 +702,56 @@ func TestNewAPIValidatesBase(t *testing.T) {
 			_, err := NewAPI(tt.in, nil)
 			if got := err == nil; got != tt.ok {
 				t.Errorf("got ok=%v (%v), want %v", got, err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestAPIRemindSignatureRequest: Remind returns the signature_request of the answer
+// (lumin-api.md §16.3) so callers map reminders to signers without a second GET; an
+// absent or unusable signature_request is the zero value and never hides the reminders
+// (lumin-api.md §20).
+func TestAPIRemindSignatureRequest(t *testing.T) {
+	const reminders = `"reminders":[{"email_address":"a@example.com","signer_status":"NEED_TO_SIGN","email_status":"BOUNCE"}]`
+	tests := []struct {
+		name        string
+		body        string
+		wantID      string
+		wantSigners []string
+	}{
+		{"with signers", `{"signature_request":{"signature_request_id":"sr_1","title":7,"signers":[
+			{"email_address":"b@example.com","name":"B"},{"email":"a@example.com","name":"A"}]},` + reminders + `}`,
+			"sr_1", []string{"b@example.com", "a@example.com"}},
+		{"absent", `{` + reminders + `}`, "", nil},
+		{"null", `{"signature_request":null,` + reminders + `}`, "", nil},
+		{"not an object", `{"signature_request":"sr_1",` + reminders + `}`, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, a := newAPIServer(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, tt.body)
+			})
+			sr, rs, err := a.Remind(ctxT(t), &fakeTS{tok: "t"}, "sr_1", []string{"a@example.com"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sr.ID != tt.wantID {
+				t.Errorf("id: got %q, want %q", sr.ID, tt.wantID)
+			}
+			var got []string
+			for _, sg := range sr.Signers {
+				got = append(got, sg.Email)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.wantSigners, ",") {
+				t.Errorf("signers: got %v, want %v", got, tt.wantSigners)
+			}
+			want := Reminder{Email: "a@example.com", SignerStatus: "NEED_TO_SIGN", EmailStatus: "BOUNCE"}
+			if len(rs) != 1 || rs[0] != want {
+				t.Errorf("reminders: got %+v, want [%+v]", rs, want)
+			}
+			if n := s.count(); n != 1 {
+				t.Errorf("requests: got %d, want 1", n)
 			}
 		})
 	}

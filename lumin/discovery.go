@@ -56,8 +56,8 @@ func (rp *RP) state(ctx context.Context) (*rpState, error) {
 		defer rp.mu.Unlock()
 		if err != nil {
 			rp.failures++
-			wait := discoveryBackoffMin << min(rp.failures-1, 10)
-			rp.nextTry = rp.now().Add(min(wait, discoveryBackoffMax))
+			wait := min(discoveryBackoffMin<<min(rp.failures-1, 10), discoveryBackoffMax)
+			rp.nextTry = rp.now().Add(wait)
 			rp.lastErr = err
 			rp.log.Warn("lumin discovery failed", "reason", "discovery_unavailable", "err", err.Error(), "retry_in", wait.String())
 			return nil, err

@@ -52,8 +52,9 @@ func TestLatest(t *testing.T) {
 	}
 }
 
-// TestSecretTypesRedact: types holding login secrets or the client secret print none
-// of them through fmt or slog (security.md §12.1, §12.3).
+// TestSecretTypesRedact: types holding login secrets, tokens or the client secret print
+// none of them through fmt or slog, also when nested in a struct that slog's JSON handler
+// marshals with encoding/json (security.md §12.1, §12.3).
 func TestSecretTypesRedact(t *testing.T) {
 	ar, err := NewAuthRequest()
 	if err != nil {
@@ -61,6 +62,8 @@ func TestSecretTypesRedact(t *testing.T) {
 	}
 	cfg := Config{Issuer: "https://auth.example.test", ClientID: "client-1", ClientSecret: "s3cr3t-client-secret-value",
 		RedirectURL: "https://app.example.test/auth/callback", Scopes: []string{"openid"}}
+	tok := Tokens{AccessToken: "at-s3cr3t-access", RefreshToken: "rt-s3cr3t-refresh", IDToken: "eyJ-s3cr3t-id-token",
+		Expiry: time.Now().Add(time.Hour), Scopes: []string{"openid"}}
 	tests := []struct {
 		name    string
 		v       any
@@ -74,6 +77,9 @@ func TestSecretTypesRedact(t *testing.T) {
 		{"struct holding an AuthRequest", struct{ A AuthRequest }{ar}, []string{ar.State, ar.Nonce, ar.Verifier}, ""},
 		{"struct holding a Config", struct{ C Config }{Config{ClientID: "client-1", ClientSecret: cfg.ClientSecret}},
 			[]string{cfg.ClientSecret}, "client-1"},
+		{"Tokens", tok, []string{tok.AccessToken, tok.RefreshToken, tok.IDToken}, ""},
+		{"*Tokens", &tok, []string{tok.AccessToken, tok.RefreshToken, tok.IDToken}, ""},
+		{"struct holding Tokens", struct{ T Tokens }{tok}, []string{tok.AccessToken, tok.RefreshToken, tok.IDToken}, ""},
 		{"struct holding both", struct {
 			A AuthRequest
 			C Config

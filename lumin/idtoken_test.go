@@ -1,9 +1,11 @@
 package lumin
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -226,5 +228,49 @@ func TestValidSubject(t *testing.T) {
 		if got := validSubject(tt.sub); got != tt.ok {
 			t.Errorf("validSubject(%q): got %v, want %v", tt.sub, got, tt.ok)
 		}
+	}
+}
+
+// TestIDTokenConfiguredLeeway: Config.Leeway replaces the 60 s default on exp
+// (security.md §4.4): 30 s past exp is rejected with 5 s of leeway, 3 s past is
+// accepted and logged as a clock-skew acceptance.
+func TestIDTokenConfiguredLeeway(t *testing.T) {
+	tests := []struct {
+		name    string
+		expAgo  time.Duration
+		reason  string // "" → accepted
+		wantLog bool
+	}{
+		{"beyond the configured leeway", 30 * time.Second, "exp", false},
+		{"within the configured leeway", 3 * time.Second, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			p := newTestIdP(t, newClock())
+			rp := newTestRP(t, p, func(c *Config) {
+				c.Leeway = 5 * time.Second
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			})
+			ar := mustAuthRequest(t)
+			c := p.claims(ar.Nonce, "at-1")
+			c["exp"] = p.clk.Now().Add(-tt.expAgo).Unix()
+			p.set(func(p *testIdP) { p.token = okTokens(t, "at-1", "", c) })
+			_, _, err := rp.Exchange(ctxT(t), "code-1", ar)
+			if tt.reason == "" {
+				if err != nil {
+					t.Fatalf("got %v, want accepted", err)
+				}
+			} else {
+				var ie *IDTokenError
+				if !errors.As(err, &ie) || ie.Reason != tt.reason {
+					t.Fatalf("got %v, want an *IDTokenError with reason %q", err, tt.reason)
+				}
+			}
+			const line = "lumin id token accepted within clock-skew leeway"
+			if got := strings.Contains(logs.String(), line) && strings.Contains(logs.String(), "check=exp"); got != tt.wantLog {
+				t.Errorf("leeway log line present: got %v, want %v\n%s", got, tt.wantLog, logs.String())
+			}
+		})
 	}
 }

@@ -346,7 +346,7 @@ func TestIntegrationSendAndFaults(t *testing.T) {
 	}
 	// A 500 on a POST is never retried (security.md §8.5).
 	e.srv.SetFaults(luminfake.Faults{APIStatus: http.StatusInternalServerError, APIStatusTimes: 1})
-	if _, err := e.api.Remind(ctx, ts, rid, []string{"x@example.com"}); !errors.Is(err, lumin.ErrUpstream) {
+	if _, _, err := e.api.Remind(ctx, ts, rid, []string{"x@example.com"}); !errors.Is(err, lumin.ErrUpstream) {
 		t.Errorf("POST with a 500: got %v, want ErrUpstream", err)
 	}
 	// 429 with a long Retry-After: surfaced, not waited for.

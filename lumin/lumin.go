@@ -35,6 +35,11 @@ func (Tokens) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[redacted]"))
 // LogValue implements slog.LogValuer.
 func (Tokens) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
+// MarshalJSON keeps the redaction when a Tokens is nested in a value a JSON logger
+// marshals: slog.JSONHandler calls LogValue only on the top-level attribute, and
+// encoding/json ignores String and Format (security.md §12.3).
+func (Tokens) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
 // HasScope reports whether scope was granted.
 func (t Tokens) HasScope(scope string) bool {
 	for _, s := range t.Scopes {

@@ -1,9 +1,11 @@
 package lumin
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -56,10 +58,33 @@ func TestNewHTTPClient(t *testing.T) {
 		t.Errorf("redirect target hit %d times, want 0", n)
 	}
 
-	// A caller-supplied client that follows redirects is tamed too.
+	// A caller-supplied client that follows redirects is tamed too: both the copy
+	// ownClient makes and the one an RP keeps from Config.HTTPClient return the 307
+	// instead of replaying the request (security.md §3.3).
 	own := ownClient(&http.Client{}, time.Second)
 	if own.CheckRedirect == nil || own.Timeout != time.Second {
 		t.Errorf("ownClient: CheckRedirect %v, Timeout %v", own.CheckRedirect != nil, own.Timeout)
+	}
+	rp, err := NewRP(Config{Issuer: redir.URL, ClientID: "c", ClientSecret: "s", RedirectURL: "http://127.0.0.1/cb",
+		Scopes: []string{"openid"}, HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, hc := range map[string]*http.Client{"ownClient": own, "RP client": rp.hc} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, redir.URL, strings.NewReader("code=x&client_secret=y"))
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTemporaryRedirect {
+				t.Errorf("status: got %d, want 307 returned as is", resp.StatusCode)
+			}
+			if n := hit.Load(); n != 0 {
+				t.Errorf("redirect target hit %d times, want 0", n)
+			}
+		})
 	}
 }
 
@@ -595,5 +620,36 @@ func TestEndSessionURL(t *testing.T) {
 	p3.set(func(p *testIdP) { delete(p.discovery, "end_session_endpoint") })
 	if _, ok := newTestRP(t, p3).EndSessionURL(ctxT(t), "idt"); ok {
 		t.Error("without end_session_endpoint: got ok, want false")
+	}
+}
+
+// TestDiscoveryBackoffLogMatchesWait: the retry_in logged after a failed discovery is the
+// wait actually applied, 1 s doubling up to the 1 min cap (security.md §13.3): a retry
+// happens once the logged time has passed, never earlier and never later.
+func TestDiscoveryBackoffLogMatchesWait(t *testing.T) {
+	clk := newClock()
+	p := newTestIdP(t, clk)
+	p.set(func(p *testIdP) { p.discoveryStatus = http.StatusServiceUnavailable })
+	var logs bytes.Buffer
+	rp := newTestRP(t, p, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	ctx := ctxT(t)
+	for i := 1; i <= 8; i++ {
+		logs.Reset()
+		if _, err := rp.Discover(ctx); !errors.Is(err, ErrDiscoveryUnavailable) {
+			t.Fatalf("attempt %d: got %v, want ErrDiscoveryUnavailable", i, err)
+		}
+		if got := p.count("discovery"); got != i {
+			t.Fatalf("attempt %d: discovery requests: got %d, want %d", i, got, i)
+		}
+		want := min(time.Second<<(i-1), time.Minute)
+		if !strings.Contains(logs.String(), "retry_in="+want.String()) {
+			t.Errorf("attempt %d: log %q lacks retry_in=%s", i, logs.String(), want)
+		}
+		// Just before the logged time: still backing off, no request.
+		clk.Advance(want - time.Millisecond)
+		if _, err := rp.Discover(ctx); !errors.Is(err, ErrDiscoveryUnavailable) || p.count("discovery") != i {
+			t.Fatalf("attempt %d: retried before the logged %s", i, want)
+		}
+		clk.Advance(time.Millisecond)
 	}
 }

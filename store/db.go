@@ -114,7 +114,9 @@ var migrationFiles embed.FS
 // by a non-terminal one.
 var terminalStatuses = []string{"APPROVED", "REJECTED", "CANCELLED", "FAILED"}
 
-func isTerminal(status string) bool {
+// IsTerminal reports whether status never changes again (lumin-api.md §16.2). The
+// handlers use it too, so the app has one definition of "terminal".
+func IsTerminal(status string) bool {
 	for _, s := range terminalStatuses {
 		if s == status {
 			return true
@@ -595,7 +597,7 @@ func (db *DB) RecordWebhook(ctx context.Context, ev WebhookEvent) (duplicate boo
 		}
 		cond := " WHERE id = ? AND updated_at <= ?"
 		args = append(args, ev.RequestID, ms(at))
-		if !isTerminal(ev.Status) {
+		if !IsTerminal(ev.Status) {
 			cond += " AND status NOT IN (" + terminalList + ")"
 		}
 		if _, err := tx.ExecContext(ctx, db.q("UPDATE tracked_requests SET "+set+cond), args...); err != nil {

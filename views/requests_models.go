@@ -24,7 +24,6 @@ type StatusOption struct {
 type Pager struct {
 	Page       int
 	TotalPages int
-	Total      int
 	PrevURL    string // "" on the first page
 	NextURL    string // "" on the last page
 }
@@ -85,7 +84,6 @@ type SignerRow struct {
 	Email     string
 	Group     int
 	Status    string
-	Approved  bool
 	CanRemind bool
 }
 
@@ -137,6 +135,5 @@ type ScopeMissingModel struct {
 // FileNotReadyModel is the 409 page of a download asked for too early.
 type FileNotReadyModel struct {
 	Page
-	ID   string
-	Kind string
+	ID string
 }
