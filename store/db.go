@@ -83,6 +83,12 @@ const (
 // ~30 h and events older than 48 h are ignored anyway (security.md §11.3, §11.4).
 const WebhookRetention = 48 * time.Hour
 
+// CandidateRetention is how long an id learned from a webhook waits for its users to
+// open /requests (where their own token checks it). After that it is purged with its
+// checks, so the candidate tables — read on every list view — stop growing; a user who
+// comes back later can still track the request by id (lumin-api.md §16.4).
+const CandidateRetention = 30 * 24 * time.Hour
+
 // maxCandidates caps Candidates' limit: each candidate costs one API call.
 const maxCandidates = 100
 
@@ -638,11 +644,11 @@ func (db *DB) Candidates(ctx context.Context, userKey, email string, limit int) 
 	}
 	limit = min(limit, maxCandidates)
 	email = strings.ToLower(strings.TrimSpace(email))
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT c.request_id FROM candidates c
+	rows, err := db.query(ctx, `SELECT c.request_id FROM candidates c
 		WHERE `+candidateOpen+`
 		ORDER BY CASE WHEN EXISTS (SELECT 1 FROM candidate_signers s WHERE s.request_id = c.request_id AND s.email = ?)
 			THEN 0 ELSE 1 END, c.updated_at DESC, c.created_at DESC, c.request_id
-		LIMIT ?`), userKey, userKey, email, limit)
+		LIMIT ?`, userKey, userKey, email, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: candidates: %w", err)
 	}
@@ -751,6 +757,14 @@ func (db *DB) PurgeExpired(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("store: purge: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM session_denylist WHERE denied_until <= ?"), ms(now)); err != nil {
+		return fmt.Errorf("store: purge: %w", err)
+	}
+	// Candidate signers go with their candidate (ON DELETE CASCADE); checks of purged
+	// candidates are dropped too.
+	if _, err := tx.ExecContext(ctx, db.q("DELETE FROM candidates WHERE created_at < ?"), ms(now.Add(-CandidateRetention))); err != nil {
+		return fmt.Errorf("store: purge: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM candidate_checks WHERE request_id NOT IN (SELECT request_id FROM candidates)"); err != nil {
 		return fmt.Errorf("store: purge: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

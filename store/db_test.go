@@ -576,6 +576,34 @@ func testDenylist(t *testing.T, db *DB, _ string) {
 	if mustRecord(t, db, old) {
 		t.Error("old key kept after purge")
 	}
+
+	// Candidates older than CandidateRetention go, with their signers and checks; a
+	// recent one stays (the candidate tables are read on every list view).
+	db.now = func() time.Time { return now.Add(-CandidateRetention - time.Hour) }
+	mustRecord(t, db, WebhookEvent{EventType: "signature_request_created", RequestID: "c_stale", EventTime: db.now(),
+		SignerEmails: []string{"a@example.com"}})
+	if err := db.CandidateChecked(ctx, "u", "c_stale"); err != nil {
+		t.Fatal(err)
+	}
+	db.now = func() time.Time { return now }
+	mustRecord(t, db, WebhookEvent{EventType: "signature_request_created", RequestID: "c_fresh", EventTime: now})
+	if err := db.PurgeExpired(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		sql  string
+		want int
+	}{
+		{"SELECT COUNT(*) FROM candidates WHERE request_id = 'c_stale'", 0},
+		{"SELECT COUNT(*) FROM candidate_signers WHERE request_id = 'c_stale'", 0},
+		{"SELECT COUNT(*) FROM candidate_checks WHERE request_id = 'c_stale'", 0},
+		{"SELECT COUNT(*) FROM candidates WHERE request_id = 'c_fresh'", 1},
+	} {
+		var got int
+		if err := db.sql.QueryRowContext(ctx, q.sql).Scan(&got); err != nil || got != q.want {
+			t.Errorf("%s: got %d (%v), want %d", q.sql, got, err, q.want)
+		}
+	}
 }
 
 func testReopen(t *testing.T, db *DB, dsn string) {
@@ -721,6 +749,17 @@ func TestReadCacheSeesOwnWrites(t *testing.T) {
 	}
 	if denied, _ := db.SessionDenied(ctx, "sid"); denied {
 		t.Fatal("SessionDenied before DenySession: got true")
+	}
+	// DenySession on its own (no other write between) must invalidate the cached answer:
+	// a logged-out cookie is refused on the very next request.
+	if denied, _ := db.SessionDenied(ctx, "sid-alone"); denied { // cached: not denied
+		t.Fatal("sid-alone denied before DenySession")
+	}
+	if err := db.DenySession(ctx, "sid-alone", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if denied, _ := db.SessionDenied(ctx, "sid-alone"); !denied {
+		t.Fatal("SessionDenied right after DenySession: got false")
 	}
 
 	now := time.Now()
