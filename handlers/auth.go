@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -19,7 +20,6 @@ import (
 const (
 	maxReturnTo  = 512     // security.md §1.8
 	maxCodeBytes = 2 << 10 // security.md §2.4
-	loginTxTTL   = 10 * time.Minute
 	revokeBudget = 10 * time.Second
 )
 
@@ -139,7 +139,10 @@ func (s *Server) handleCallback(c echo.Context) error {
 			return err
 		}
 		if s.session(c).Connected() && !q.Has("error") {
-			// A reloaded or Back-navigated callback after a completed sign-in.
+			// Usually a reloaded or Back-navigated callback after a completed sign-in, so
+			// no error page; but a state matching nothing is still a security event
+			// (security.md §12.4), logged before the redirect.
+			s.log.Warn("callback state matches no sign-in; already connected", "reason", "state_invalid", "request_id", rid)
 			return c.Redirect(http.StatusSeeOther, "/dashboard")
 		}
 		// "Reject" (security.md §2 preamble): the central handler writes the one WARN line
@@ -151,10 +154,6 @@ func (s *Server) handleCallback(c echo.Context) error {
 			p.diagnosis = nil // §2.2: without a valid state, a generic message only
 		}
 		return p
-	}
-	if s.now().Sub(tx.CreatedAt) > loginTxTTL { // the store enforces it too; defence in depth
-		return &pageError{status: 400, title: "This sign-in link has expired", message: "Sign-in links last 10 minutes. Please start again.",
-			action: actStartAgain, diagnosis: stateDiagnosis, reason: "state_invalid", level: slog.LevelWarn}
 	}
 
 	// §2.2: an error answer with a valid state.
@@ -179,12 +178,10 @@ func (s *Server) handleCallback(c echo.Context) error {
 			action:  actStartAgain, reason: "iss_mismatch", level: slog.LevelWarn, err: err}
 	}
 
-	// §2.4: a code is required and bounded.
+	// §2.4: a code is required and bounded; the page is errorTable's ErrBadCallback row.
 	code := q.Get("code")
 	if code == "" || len(code) > maxCodeBytes {
-		return &pageError{status: 400, title: "Sign-in could not be completed",
-			message: "Lumin's answer had no usable authorization code. Please start again.",
-			action:  actStartAgain, reason: "code_invalid", level: slog.LevelWarn}
+		return fmt.Errorf("%w: code missing or longer than %d bytes", lumin.ErrBadCallback, maxCodeBytes)
 	}
 
 	// §3, §4: exactly one token request, then full ID token validation (nonce included).
@@ -231,32 +228,25 @@ func (s *Server) handleCallback(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, dest)
 }
 
-// exchangeError maps a failed code exchange or ID token validation (security.md §3.6, §4).
+// exchangeError maps a failed code exchange or ID token validation (security.md §3.6, §4)
+// where the sign-in page differs from errorTable's general one; everything else
+// (ErrIDToken, ErrTokenRejected, ErrBadCallback, ErrClientConfig …) is classify's.
 func exchangeError(err error) error {
 	var idErr *lumin.IDTokenError
 	switch {
 	case errors.As(err, &idErr):
-		reason := "id_token_invalid"
-		if idErr.Reason == "nonce_mismatch" || idErr.Reason == "nonce" {
-			reason = "nonce_mismatch"
+		// errorTable's ErrIDToken page, with the failed check in the log: a nonce
+		// mismatch has its own reason code (security.md §12.4), the rest are a hint.
+		p := classify(err)
+		p.hint = idErr.Reason
+		if idErr.Reason == "nonce_mismatch" {
+			p.reason = "nonce_mismatch"
 		}
-		return &pageError{status: 400, title: "Sign-in could not be verified",
-			message: "Lumin's answer did not pass this app's security checks, so you were not signed in. Please start again.",
-			action:  actStartAgain, reason: reason, hint: idErr.Reason, level: slog.LevelWarn, err: err}
-	case errors.Is(err, lumin.ErrIDToken):
-		return &pageError{status: 400, title: "Sign-in could not be verified",
-			message: "Lumin's answer did not pass this app's security checks, so you were not signed in. Please start again.",
-			action:  actStartAgain, reason: "id_token_invalid", level: slog.LevelWarn, err: err}
+		return p
 	case errors.Is(err, lumin.ErrInvalidGrant):
 		return &pageError{status: 400, title: "Sign-in failed",
 			message: "Lumin did not accept this sign-in (it may have expired or been used already). Please start again.",
 			action:  actStartAgain, reason: "code_rejected", level: slog.LevelWarn, err: err}
-	case errors.Is(err, lumin.ErrTokenRejected):
-		// invalid_request or another code we do not map: the code is spent either way
-		// (security.md §3.2), so the only way on is a new login.
-		return &pageError{status: 400, title: "Sign-in failed, start again",
-			message: "Lumin refused the sign-in request. Please start again.",
-			action:  actStartAgain, reason: "token_rejected", level: slog.LevelWarn, err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &pageError{status: 504, title: "Lumin is not answering",
 			message: "Lumin took too long to complete the sign-in. Please start again.",
@@ -266,7 +256,7 @@ func exchangeError(err error) error {
 			message: "Lumin could not complete the sign-in. Please start again in a moment.",
 			action:  actStartAgain, reason: "token_upstream", level: slog.LevelWarn, err: err}
 	}
-	return err // ErrClientConfig, ErrDiscoveryUnavailable … via errorTable
+	return err // via errorTable
 }
 
 // handleLogout is POST /auth/logout (CSRF-protected): revoke at Lumin, denylist the

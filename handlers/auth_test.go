@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/connectlumin/app/lumin/luminfake"
 )
 
@@ -245,6 +247,10 @@ func TestCallbackReloadWhenConnected(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard" {
 		t.Errorf("reloaded callback: got %d %q, want 303 /dashboard", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// Still a state matching nothing: one WARN for the operator (security.md §12.4).
+	if rid := resp.Header.Get(echo.HeaderXRequestID); !logHas(env.logs.String(), rid, "level=WARN", "reason=state_invalid") {
+		t.Errorf("no WARN reason=state_invalid with request_id=%s:\n%s", rid, env.logs.String())
+	}
 	if n := env.countRequests("/oauth2/token", "") - before; n != 0 {
 		t.Errorf("reloaded callback made %d token requests, want 0", n)
 	}
@@ -377,13 +383,55 @@ func TestCSRFMissing(t *testing.T) {
 	}
 	env.mustConnected()
 
-	// A cross-site POST from a browser that sends Sec-Fetch-Site is refused too.
-	req, _ := http.NewRequest(http.MethodPost, env.base+"/auth/logout", strings.NewReader(""))
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, body := env.do(req)
-	mustErrorPage(t, resp, body, http.StatusForbidden)
-	env.mustConnected()
+	// Sec-Fetch-Site (Echo ≥ 4.15): cross-site is refused even with a valid token;
+	// same-site falls back to the token, so without one it is refused too.
+	tok := env.csrfToken()
+	tests := []struct {
+		name  string
+		site  string
+		token string
+	}{
+		{"cross-site with a valid token", "cross-site", tok},
+		{"same-site without a token", "same-site", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{}
+			if tt.token != "" {
+				form.Set("_csrf", tt.token)
+			}
+			req, _ := http.NewRequest(http.MethodPost, env.base+"/auth/logout", strings.NewReader(form.Encode()))
+			req.Header.Set("Sec-Fetch-Site", tt.site)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, body := env.do(req)
+			mustErrorPage(t, resp, body, http.StatusForbidden)
+			rid := resp.Header.Get(echo.HeaderXRequestID)
+			if !logHas(env.logs.String(), rid, "level=WARN", "reason=csrf_failed") {
+				t.Errorf("no WARN reason=csrf_failed with request_id=%s:\n%s", rid, env.logs.String())
+			}
+			env.mustConnected()
+		})
+	}
+	if n := env.countRequests("/oauth2/revoke", ""); n != 0 {
+		t.Errorf("revocations = %d, want 0", n)
+	}
+}
+
+// logHas reports whether one log line carries request id rid and every one of parts.
+func logHas(logs, rid string, parts ...string) bool {
+	for _, l := range strings.Split(logs, "\n") {
+		if rid == "" || !strings.Contains(l, "request_id="+rid) {
+			continue
+		}
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
 
 func TestRefreshRotationPersisted(t *testing.T) {

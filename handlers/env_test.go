@@ -64,37 +64,32 @@ func (c *testClock) Advance(d time.Duration) {
 // testEnv is the real router on a loopback httptest server, wired to a luminfake
 // sandbox, with a browser-like client (cookie jar, redirects not followed).
 type testEnv struct {
-	t       testing.TB
-	fake    *luminfake.Server
-	srv     *Server
-	app     *httptest.Server
-	base    string
-	client  *http.Client
-	logs    *syncBuffer
-	clock   *testClock
-	secret  string
-	bodies  []string // every app page body seen, for "no token in any page"
-	bodyMu  sync.Mutex
-	keys    [][]byte
-	sess    *store.Sessions
-	db      *store.DB
-	scopes  []string
-	baseURL string
-	rpHook  func(*lumin.Config) // adjusts the RP's configuration (withRPConfig)
+	t      testing.TB
+	fake   *luminfake.Server
+	srv    *Server
+	app    *httptest.Server
+	base   string
+	client *http.Client
+	logs   *syncBuffer
+	clock  *testClock
+	secret string
+	bodies []string // every app page body seen, for "no token in any page"
+	bodyMu sync.Mutex
+	keys   [][]byte
+	sess   *store.Sessions
+	db     *store.DB
+	scopes []string
+	rpHook func(*lumin.Config) // adjusts the RP's configuration (withRPConfig)
 }
 
 type envOption func(*envConfig)
 
 type envConfig struct {
-	keys    [][]byte
-	scopes  []string
-	db      bool
-	options luminfake.Options
-	rpHook  func(*lumin.Config)
+	db     bool
+	rpHook func(*lumin.Config)
 }
 
-func withKeys(keys ...[]byte) envOption { return func(c *envConfig) { c.keys = keys } }
-func withDB() envOption                 { return func(c *envConfig) { c.db = true } }
+func withDB() envOption { return func(c *envConfig) { c.db = true } }
 
 // withRPConfig lets a test change the relying party's configuration, e.g. a wrong
 // client secret or an HTTP client that stubs the token endpoint.
@@ -103,27 +98,28 @@ func withRPConfig(f func(*lumin.Config)) envOption { return func(c *envConfig) {
 // newTestEnv starts the sandbox and the app.
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	cfg := envConfig{keys: [][]byte{testKey}, scopes: []string{"openid", "offline_access", "profile.read", "sign:requests"}}
+	var cfg envConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	app := httptest.NewUnstartedServer(nil)
 	base := "http://" + app.Listener.Addr().String()
 	secret := "test-secret-" + strings.Repeat("x", 20)
-	fo := cfg.options
-	fo.Clients = []luminfake.Client{{
+	keys := [][]byte{testKey}
+	scopes := []string{"openid", "offline_access", "profile.read", "sign:requests"}
+	fo := luminfake.Options{Clients: []luminfake.Client{{
 		ID: testClientID, Secret: secret, Name: "Connect Lumin (test)",
 		RedirectURIs: []string{base + "/auth/callback"},
-		Scopes:       append(append([]string(nil), cfg.scopes...), "sign:requests.read", "templates"),
+		Scopes:       append(append([]string(nil), scopes...), "sign:requests.read", "templates"),
 		AuthMethod:   "client_secret_post",
-	}}
+	}}}
 	fake, err := luminfake.NewServer(fo)
 	if err != nil {
 		t.Fatalf("luminfake.NewServer: %v", err)
 	}
 	t.Cleanup(func() { _ = fake.Close() })
 
-	env := &testEnv{t: t, fake: fake, app: app, base: base, logs: &syncBuffer{}, clock: &testClock{}, secret: secret, keys: cfg.keys, scopes: cfg.scopes, rpHook: cfg.rpHook}
+	env := &testEnv{t: t, fake: fake, app: app, base: base, logs: &syncBuffer{}, clock: &testClock{}, secret: secret, keys: keys, scopes: scopes, rpHook: cfg.rpHook}
 	if cfg.db {
 		db, err := store.Open(context.Background(), "sqlite:"+t.TempDir()+"/test.db")
 		if err != nil {
@@ -132,7 +128,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		t.Cleanup(func() { _ = db.Close() })
 		env.db = db
 	}
-	env.srv = env.newServer(base, cfg.keys)
+	env.srv = env.newServer(base, keys)
 	app.Config.Handler = env.srv.Handler()
 	app.Start()
 	t.Cleanup(app.Close)

@@ -81,6 +81,11 @@ var errorTable = []struct {
 	{lumin.ErrClientConfig, pageError{status: 502, title: "Lumin rejected this app",
 		message: "Lumin did not accept this app's credentials. The operator has to check the app's client id and secret.",
 		action:  actHome, reason: "client_config", hint: "check LUMIN_CLIENT_ID and LUMIN_CLIENT_SECRET", level: slog.LevelError}},
+	// A missing or oversized code (security.md §2.4): the handler checks it before the
+	// exchange, and Exchange refuses it too — either way a 400, never a 500.
+	{lumin.ErrBadCallback, pageError{status: 400, title: "Sign-in could not be completed",
+		message: "Lumin's answer had no usable authorization code. Please start again.",
+		action:  actStartAgain, reason: "code_invalid", level: slog.LevelWarn}},
 	{lumin.ErrIDToken, pageError{status: 400, title: "Sign-in could not be verified",
 		message: "Lumin's answer did not pass this app's security checks, so you were not signed in. Please start again.",
 		action:  actStartAgain, reason: "id_token_invalid", level: slog.LevelWarn}},
@@ -119,6 +124,14 @@ func classify(err error) *pageError {
 	var ae *lumin.APIError
 	if errors.As(err, &ae) {
 		return apiErrorPage(ae)
+	}
+	// A body over bodyLimit's cap, wherever it was read (form parsing, CSRF, a handler):
+	// the same 413 page as a Content-Length over the cap (security.md §10 "Server").
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		p := httpErrorPage(echo.ErrStatusRequestEntityTooLarge)
+		p.err = err
+		return p
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

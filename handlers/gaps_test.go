@@ -5,10 +5,12 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -400,6 +402,27 @@ func TestPanicRendersErrorPage(t *testing.T) {
 	if logs := env.logs.String(); !strings.Contains(logs, "msg=panic") || !strings.Contains(logs, "gap-panic-detail") {
 		t.Errorf("the panic was not logged:\n%s", logs)
 	}
+	rid := resp.Header.Get(echo.HeaderXRequestID)
+	var access, panicLine string
+	for _, l := range strings.Split(env.logs.String(), "\n") {
+		if !strings.Contains(l, "request_id="+rid) {
+			continue
+		}
+		if strings.Contains(l, "msg=request ") {
+			access = l
+		}
+		if strings.Contains(l, "msg=panic ") {
+			panicLine = l
+		}
+	}
+	// The access log still records the request (security.md §12.2).
+	if !strings.Contains(access, "status=500") || !strings.Contains(access, "route=/gap-boom") {
+		t.Errorf("got access log line %q, want msg=request route=/gap-boom status=500", access)
+	}
+	// Only the panicking goroutine's stack: other goroutines are other requests.
+	if n := len(regexp.MustCompile(`goroutine \d+ \[`).FindAllString(panicLine, -1)); n != 1 {
+		t.Errorf("the logged stack has %d goroutines, want 1:\n%s", n, panicLine)
+	}
 }
 
 // TestSpoofedHostHeaders: Host, X-Forwarded-Host and X-Forwarded-Proto change no URL
@@ -567,5 +590,36 @@ func TestWebhookNoCookiesAndWarn(t *testing.T) {
 	}
 	if strings.Contains(env.logs.String(), testWebhookSecret) {
 		t.Error("the webhook secret appears in the logs")
+	}
+}
+
+// TestExchangeErrorPages: the sign-in failures map to 400 "start again" pages with their
+// reason codes; a bad callback from the lumin package (Exchange's own code check) is a
+// 400, never a 500 (security.md §2.4, §3.6, §4).
+func TestExchangeErrorPages(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		reason string
+		hint   string
+	}{
+		{"code refused by Exchange", fmt.Errorf("%w: code missing", lumin.ErrBadCallback), 400, "code_invalid", ""},
+		{"nonce mismatch", &lumin.IDTokenError{Reason: "nonce_mismatch"}, 400, "nonce_mismatch", "nonce_mismatch"},
+		{"other id token check", &lumin.IDTokenError{Reason: "aud"}, 400, "id_token_invalid", "aud"},
+		{"bare ErrIDToken", fmt.Errorf("%w: no id_token", lumin.ErrIDToken), 400, "id_token_invalid", ""},
+		{"unmapped OAuth error", fmt.Errorf("%w: invalid_request", lumin.ErrTokenRejected), 400, "token_rejected", ""},
+		{"invalid_grant", fmt.Errorf("%w: used", lumin.ErrInvalidGrant), 400, "code_rejected", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := classify(exchangeError(tt.err))
+			if p.status != tt.status || p.reason != tt.reason || p.hint != tt.hint {
+				t.Errorf("got %d %s hint %q, want %d %s hint %q", p.status, p.reason, p.hint, tt.status, tt.reason, tt.hint)
+			}
+			if p.action != actStartAgain {
+				t.Errorf("got action %v, want %v", p.action, actStartAgain)
+			}
+		})
 	}
 }

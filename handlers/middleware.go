@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -25,6 +27,7 @@ const (
 	ctxRotated    = "cl.rotated" // the session's tokens came from the rotation map (tokens.go)
 	ctxCSRF       = "csrf"       // Echo's CSRF ContextKey
 	ctxCSRFPassed = "cl.csrf_passed"
+	ctxBody       = "cl.body" // the request body behind http.MaxBytesReader (bodyLimit)
 )
 
 // defaultBodyLimit caps every request body without a per-route limit: forms are small
@@ -41,9 +44,11 @@ func randomString(n int) string {
 }
 
 // recoverer turns a panic into an error for the central handler, logging the stack —
-// never showing it (security.md §10, ASVS 5 16.5.1).
+// never showing it (security.md §10, ASVS 5 16.5.1). Only the panicking goroutine's
+// stack: Echo's default dumps every goroutine, i.e. other requests' frames and arguments.
 func (s *Server) recoverer() echo.MiddlewareFunc {
 	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 			s.log.Error("panic", "request_id", requestIDOf(c), "route", c.Path(), "err", err.Error(), "stack", string(stack))
 			return err
@@ -97,6 +102,9 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 
 // securityHeaders sets security.md §10's headers with a fresh CSP nonce per response.
 // Echo's Secure middleware is not used: its defaults are wrong or missing (§14).
+// The CSP itself is computed when the response starts (Response.Before), once: a
+// handler may run discovery after this middleware, and form-action must then already
+// name the end-session origin.
 func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		nonce := randomString(18) // ≥ 16 random bytes (security.md §10)
@@ -108,7 +116,7 @@ func (s *Server) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *Server) setSecurityHeaders(c echo.Context, nonce string) {
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", s.csp(nonce))
+	c.Response().Before(func() { h.Set("Content-Security-Policy", s.csp(nonce)) })
 	if s.https {
 		// HSTS only for an https base URL: on loopback http it would be ignored or,
 		// worse, pin localhost to https for every other local project.
@@ -157,6 +165,7 @@ func (s *Server) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			return echo.ErrStatusRequestEntityTooLarge
 		}
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
+		c.Set(ctxBody, r.Body)
 		return next(c)
 	}
 }
@@ -171,18 +180,23 @@ func (s *Server) csrfCookieName() string {
 
 const csrfMaxAge = 86400 // Echo's default lifetime, made explicit (security.md §6.1.1)
 
+// sessionFree reports the routes that carry no cookies: no CSRF check and no session.
+// The webhook is a server-to-server POST authenticated by HMAC (security.md §11.1);
+// health checks and static files change nothing and need no cookie.
+func sessionFree(c echo.Context) bool {
+	p := c.Path()
+	return p == "/webhooks/lumin" || p == "/healthz" || p == "/static/*"
+}
+
 // csrf is Echo's CSRF middleware configured per security.md §10, wrapped so that every
-// refusal — a bad token or Echo's Sec-Fetch-Site block — becomes errCSRF (403 page,
-// WARN csrf_failed).
+// refusal before the handler runs — a missing or bad token, Echo's Sec-Fetch-Site
+// block — becomes errCSRF (403 page, WARN csrf_failed). One exception: a form body
+// over the limit is a 413, not a CSRF failure (Echo's form extractor swallows the
+// *http.MaxBytesError and reports a missing token).
 func (s *Server) csrf() echo.MiddlewareFunc {
 	name := s.csrfCookieName()
 	mw := middleware.CSRFWithConfig(middleware.CSRFConfig{
-		Skipper: func(c echo.Context) bool {
-			// The webhook is a server-to-server POST authenticated by HMAC (security.md §11.1);
-			// health checks and static files change nothing and need no cookie.
-			p := c.Path()
-			return (c.Request().Method == http.MethodPost && p == "/webhooks/lumin") || p == "/healthz" || p == "/static/*"
-		},
+		Skipper:        sessionFree,
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		ContextKey:     ctxCSRF,
 		CookieName:     name,
@@ -191,7 +205,6 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 		CookieHTTPOnly: true,
 		CookieSecure:   s.https,
 		CookieSameSite: http.SameSiteLaxMode,
-		ErrorHandler:   func(err error, c echo.Context) error { return csrfFailure(err) },
 	})
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		h := mw(func(c echo.Context) error {
@@ -202,11 +215,29 @@ func (s *Server) csrf() echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			err := h(c)
 			if err != nil && c.Get(ctxCSRFPassed) == nil {
+				if tooLarge := bodyOverLimit(c); tooLarge != nil {
+					return tooLarge
+				}
 				return csrfFailure(err)
 			}
 			return err
 		}
 	}
+}
+
+// bodyOverLimit returns the *http.MaxBytesError if reading this request's body hit the
+// bodyLimit cap. MaxBytesReader's error is sticky and a zero-length Read returns it
+// without reading anything, so this never consumes or waits for the body.
+func bodyOverLimit(c echo.Context) error {
+	body, ok := c.Get(ctxBody).(io.Reader)
+	if !ok {
+		return nil
+	}
+	var mbe *http.MaxBytesError
+	if _, err := body.Read(nil); errors.As(err, &mbe) {
+		return err
+	}
+	return nil
 }
 
 // addCookieMaxAge gives Echo's CSRF cookie the explicit Max-Age security.md §6.1.1 asks
@@ -226,7 +257,7 @@ func addCookieMaxAge(c echo.Context, name string, maxAge int) {
 // denylist is cleared too (security.md §6.3.3).
 func (s *Server) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if p := c.Path(); p == "/healthz" || p == "/static/*" || p == "/webhooks/lumin" {
+		if sessionFree(c) {
 			return next(c) // no cookies on these routes (security.md §11.1)
 		}
 		sess := s.sessions.Load(c.Response(), c.Request())

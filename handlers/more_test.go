@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -81,7 +82,8 @@ func TestDiscoveryDownAnswers503(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `data-testid="error"`) {
 		t.Error("no error page")
 	}
-	if strings.Contains(rec.Header().Get("Set-Cookie"), "lumin-tx") {
+	// Every Set-Cookie line: Get would return only the first (the CSRF cookie).
+	if _, ok := setCookies(t, rec.Header())[env.sess.TxCookieName()]; ok {
 		t.Error("a login transaction was stored although no redirect happened")
 	}
 	rec = httptest.NewRecorder()
@@ -125,4 +127,87 @@ func TestCSPFormActionListsEndSession(t *testing.T) {
 	if !strings.Contains(csp, "form-action 'self' "+env.fake.URL) {
 		t.Errorf("CSP %q: form-action must list the end-session origin %s (security.md §10)", csp, env.fake.URL)
 	}
+}
+
+// TestCSPFormActionAfterRestart: a browser still connected from before a restart opens
+// the dashboard; the handler's discovery runs after the header middleware, and the CSP
+// sent must already name the end-session origin, or the logout form's redirect to Lumin
+// is blocked (security.md §10).
+func TestCSPFormActionAfterRestart(t *testing.T) {
+	env := newTestEnv(t)
+	env.connect()
+	restarted := env.newServer(env.base, env.keys) // nothing discovered yet
+	u, _ := url.Parse(env.base)
+	req := httptest.NewRequest(http.MethodGet, env.base+"/dashboard", nil)
+	for _, c := range env.client.Jar.Cookies(u) {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	restarted.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("dashboard after restart: got %d, want 200", rec.Code)
+	}
+	csps := rec.Header().Values("Content-Security-Policy")
+	if len(csps) != 1 || !strings.Contains(csps[0], "form-action 'self' "+env.fake.URL) {
+		t.Errorf("got CSP %q, want one policy whose form-action lists %s", csps, env.fake.URL)
+	}
+}
+
+// TestNewRejectsSchemeMismatch: the session store's Secure and the base URL's scheme
+// are one setting; New refuses a disagreement instead of issuing __Host- cookies over
+// http or plain ones over https (security.md §6.1).
+func TestNewRejectsSchemeMismatch(t *testing.T) {
+	env := newTestEnv(t) // env.sess is the loopback-http (not Secure) store
+	rp, err := lumin.NewRP(lumin.Config{Issuer: env.fake.Issuer(), ClientID: testClientID, ClientSecret: env.secret,
+		RedirectURL: "https://app.example/auth/callback", Scopes: env.scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := lumin.NewAPI(env.fake.APIURL(), nil)
+	tests := []struct {
+		name string
+		base string
+		ok   bool
+	}{
+		{"http base, plain cookies", env.base, true},
+		{"https base, plain cookies", "https://app.example", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Deps{BaseURL: tt.base, Issuer: env.fake.Issuer(), RP: rp, API: api, Sessions: env.sess})
+			if got := err == nil; got != tt.ok {
+				t.Errorf("New: got err %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestOversizedChunkedFormIs413: a form body over the 64 KiB cap without a
+// Content-Length is only noticed while the CSRF middleware parses the form; it is a 413
+// page, not a CSRF failure (security.md §10 "Server").
+func TestOversizedChunkedFormIs413(t *testing.T) {
+	env := newTestEnv(t)
+	env.connect()
+	tok := env.csrfToken()
+	form := url.Values{"_csrf": {tok}, "pad": {strings.Repeat("x", 70<<10)}}.Encode()
+	// A bare io.Reader (not *strings.Reader) has no known length: the client sends it
+	// chunked, without Content-Length.
+	req, _ := http.NewRequest(http.MethodPost, env.base+"/auth/logout", struct{ io.Reader }{strings.NewReader(form)})
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if req.ContentLength != 0 {
+		// 0 with a body means "unknown" to the client (net/http.Request.ContentLength).
+		t.Fatalf("got Content-Length %d, want the length unknown (chunked)", req.ContentLength)
+	}
+	resp, body := env.do(req)
+	doc := mustErrorPage(t, resp, body, http.StatusRequestEntityTooLarge)
+	rid := doc.Find(`[data-testid="request-id"]`).Text()
+	for _, l := range gapLogLines(env.logs.String(), rid) {
+		if strings.Contains(l, "csrf_failed") {
+			t.Errorf("logged as a CSRF failure: %s", l)
+		}
+	}
+	if n := env.countRequests("/oauth2/revoke", ""); n != 0 {
+		t.Errorf("revocations = %d, want 0: nothing may change", n)
+	}
+	env.mustConnected()
 }

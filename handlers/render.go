@@ -33,10 +33,8 @@ func (s *Server) render(c echo.Context, status int, page templ.Component) error 
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	h.Set("Cache-Control", "no-store")
-	if nonce, _ := c.Get(ctxNonce).(string); nonce != "" {
-		// Discovery may have revealed the end-session origin since the middleware ran.
-		h.Set("Content-Security-Policy", s.csp(nonce))
-	}
+	// The CSP is set by securityHeaders when the response starts, so it already names an
+	// end-session origin discovered during this request.
 	c.Response().WriteHeader(status)
 	_, err := c.Response().Write(buf.Bytes())
 	return err

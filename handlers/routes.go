@@ -5,13 +5,15 @@ package handlers
 func (s *Server) routes() {
 	e := s.e
 
-	// Order matters (pagoda's order): recover outermost so a panic anywhere becomes the
-	// error page; request id before the logger so every line carries it; headers before
-	// anything writes; body limit before CSRF reads the form; the session last, once.
+	// Order matters: request id first so every line carries it; the logger outside
+	// recover, because Echo's RequestLogger logs after next returns (no defer) — a panic
+	// that passed through it would leave no access-log line (security.md §12.2); recover
+	// renders the 500 page before the logger reads the status; headers before anything
+	// writes; body limit before CSRF reads the form; the session last, once.
 	e.Use(
-		s.recoverer(),
 		s.requestID,
 		s.requestLogger(),
+		s.recoverer(),
 		s.securityHeaders,
 		s.bodyLimit,
 		s.csrf(),
@@ -21,8 +23,8 @@ func (s *Server) routes() {
 	// Per-route body limits; every other route gets defaultBodyLimit (64 KiB forms).
 	// None is unlimited (security.md §10 "Server").
 	s.bodyLimits = map[string]int64{
-		"POST /webhooks/lumin": 1 << 20,       // security.md §11.2
-		"POST /requests":       sendBodyLimit, // PDF upload ≤ 20 MiB + form (issue 5, security.md §8.6)
+		"POST /webhooks/lumin": webhookBodyLimit, // security.md §11.2
+		"POST /requests":       sendBodyLimit,    // PDF upload ≤ 20 MiB + form (issue 5, security.md §8.6)
 	}
 
 	e.GET("/", s.handleHome)

@@ -56,7 +56,7 @@ type Server struct {
 	e *echo.Echo
 
 	baseURL       string
-	https         bool
+	https         bool // = sessions.Secure(), checked against baseURL in New
 	issuer        string
 	sandbox       bool
 	sandboxURL    string
@@ -93,9 +93,15 @@ func New(d Deps) (*Server, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("handlers: bad base URL %q", d.BaseURL)
 	}
+	// One notion of "https" for the whole app: the cookie store's. It must agree with the
+	// base URL, or the __Host-/Secure cookies, the CSRF cookie and HSTS would disagree
+	// with how the browser reaches us (security.md §6.1).
+	if d.Sessions.Secure() != (u.Scheme == "https") {
+		return nil, fmt.Errorf("handlers: base URL %q is %s but the session store's Secure is %v", d.BaseURL, u.Scheme, d.Sessions.Secure())
+	}
 	s := &Server{
 		baseURL:       strings.TrimSuffix(d.BaseURL, "/"),
-		https:         u.Scheme == "https",
+		https:         d.Sessions.Secure(),
 		issuer:        d.Issuer,
 		sandbox:       d.Sandbox,
 		sandboxURL:    d.SandboxURL,
