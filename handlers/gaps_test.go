@@ -214,6 +214,29 @@ func TestRejectLogsOneWarn(t *testing.T) {
 	}
 }
 
+// TestIDTokenRejectLogsOneWarn: an ID-token reject is one WARN line in the whole log —
+// the handler's, with the request id — not a second one from package lumin (which
+// logs its detail at debug).
+func TestIDTokenRejectLogsOneWarn(t *testing.T) {
+	for _, fl := range []luminfake.Faults{{WrongNonce: true}, {BadSignature: true}, {WrongAudience: true}} {
+		t.Run(fmt.Sprintf("%+v", fl), func(t *testing.T) {
+			env := newTestEnv(t)
+			env.fake.SetFaults(fl)
+			resp, body := env.get(env.consent(env.startConnect(""), "allow"))
+			mustErrorPage(t, resp, body, http.StatusBadRequest)
+			var warns []string
+			for _, l := range strings.Split(env.logs.String(), "\n") {
+				if strings.Contains(l, "level=WARN") {
+					warns = append(warns, l)
+				}
+			}
+			if len(warns) != 1 || !strings.Contains(warns[0], "request_id=") {
+				t.Errorf("got %d WARN lines, want 1 with the request id:\n%s", len(warns), strings.Join(warns, "\n"))
+			}
+		})
+	}
+}
+
 // TestCallbackErrorTextNeverShown: error_description and error_debug are never shown;
 // without a valid state only a generic message (security.md §2.2).
 func TestCallbackErrorTextNeverShown(t *testing.T) {

@@ -26,7 +26,9 @@ type idClaims struct {
 // refresh rules of security.md §4.9 (OIDC Core §12.2).
 func (rp *RP) verifyIDToken(ctx context.Context, st *rpState, raw, accessToken, nonce string, prev *Identity) (Identity, error) {
 	fail := func(reason string, err error) (Identity, error) {
-		rp.log.Warn("lumin id token rejected", "reason", "id_token_invalid", "check", reason)
+		// Debug, not WARN: every caller reports the reject as the one WARN line with the
+		// request id (security.md §2 "Reject"), naming this check as its hint.
+		rp.log.Debug("lumin id token rejected", "reason", "id_token_invalid", "check", reason)
 		return Identity{}, &IDTokenError{Reason: reason, Err: err}
 	}
 
